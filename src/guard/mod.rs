@@ -1,1 +1,13 @@
-//! The pure decision core.
+//! The pure decision core: no I/O, no async, nothing of axum.
+
+pub mod decide;
+pub mod identity;
+pub mod message;
+pub mod ownership;
+
+pub use decide::{decide, mode_of};
+
+#[cfg(test)]
+mod decide_tests;
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -1,0 +1,154 @@
+//! An object reduced to the metadata the guard reads.
+//!
+//! Everything else (spec, status, data, managedFields) is skipped while
+//! parsing, through a visitor that still counts nesting depth, so a deeply
+//! nested body is an error rather than silently accepted, and strings
+//! borrow from the request body when they hold no escapes.
+
+use std::{borrow::Cow, collections::BTreeMap, fmt};
+
+use serde::{
+    Deserialize, Deserializer,
+    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
+};
+
+pub type StrMap<'a> = BTreeMap<Cow<'a, str>, Cow<'a, str>>;
+
+/// An object: its metadata, with every other field skipped.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectView<'a> {
+    pub metadata: Metadata<'a>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata<'a> {
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow, default, deserialize_with = "nullable_map")]
+    pub labels: StrMap<'a>,
+    #[serde(borrow, default, deserialize_with = "nullable_map")]
+    pub annotations: StrMap<'a>,
+    #[serde(borrow, default, deserialize_with = "nullable_refs")]
+    pub owner_references: Vec<OwnerReference<'a>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OwnerReference<'a> {
+    #[serde(borrow, default)]
+    pub kind: Cow<'a, str>,
+    #[serde(default)]
+    pub controller: Option<bool>,
+}
+
+impl Metadata<'_> {
+    /// True when another object is this object's controller (it is derived,
+    /// e.g. an EndpointSlice copying its Service's labels).
+    pub fn has_controller(&self) -> bool {
+        self.owner_references.iter().any(|r| r.controller == Some(true))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for ObjectVisitor<'a> {
+            type Value = ObjectView<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Kubernetes object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut view = ObjectView::default();
+                while let Some(key) = map.next_key::<CowStr<'de>>()? {
+                    if key.0 == "metadata" {
+                        view.metadata = map.next_value::<Option<Metadata<'a>>>()?.unwrap_or_default();
+                    } else {
+                        map.next_value::<Skip>()?;
+                    }
+                }
+                Ok(view)
+            }
+        }
+        d.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Skips any value, walking arrays and objects through the deserializer so
+/// its recursion limit applies (serde's `IgnoredAny` skips without one).
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value::<Skip>()?;
+        }
+        Ok(Skip)
+    }
+}
+
+/// A string that borrows from the input when it can (serde only borrows
+/// `Cow<str>` fields directly, not inside maps).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = CowStr<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+fn nullable_map<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<StrMap<'a>, D::Error> {
+    let pairs = Option::<BTreeMap<CowStr<'a>, CowStr<'a>>>::deserialize(d)?;
+    Ok(pairs.into_iter().flatten().map(|(k, v)| (k.0, v.0)).collect())
+}
+
+fn nullable_refs<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<OwnerReference<'a>>, D::Error> {
+    Ok(Option::<Vec<OwnerReference<'a>>>::deserialize(d)?.unwrap_or_default())
+}

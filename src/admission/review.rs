@@ -1,0 +1,251 @@
+//! Decoding an AdmissionReview into a typed, borrowed view.
+//!
+//! Only what the decision needs is decoded; everything else in `object` and
+//! `oldObject` (spec, status, managedFields) is skipped by the parser without
+//! being built, and strings borrow from the request body where they can.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+pub use super::object::{Metadata, ObjectView, OwnerReference, StrMap};
+
+
+const API_VERSION: &str = "admission.k8s.io/v1";
+
+/// Why a body is not a usable AdmissionReview. Each is counted by `cause()`.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty request body")]
+    Empty,
+    #[error("request body is not a valid AdmissionReview: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported apiVersion {0:?}: only admission.k8s.io/v1 is served")]
+    ApiVersion(String),
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+    #[error("AdmissionReview request has no uid")]
+    NoUid,
+}
+
+impl DecodeError {
+    /// A bounded label for metrics.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Json(_) => "json",
+            Self::ApiVersion(_) => "api-version",
+            Self::NoRequest => "no-request",
+            Self::NoUid => "no-uid",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    request: Option<Request<'a>>,
+}
+
+/// Decodes a review body (JSON). YAML input is converted by the caller.
+pub fn decode(body: &[u8]) -> Result<Request<'_>, DecodeError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(DecodeError::Empty);
+    }
+    let envelope: Envelope<'_> = match serde_json::from_slice(body) {
+        Ok(envelope) => envelope,
+        // A review of another version fails to parse for that reason: say so.
+        Err(e) => return Err(version_error(body).unwrap_or(DecodeError::Json(e))),
+    };
+    check_version(envelope.api_version.as_deref())?;
+    let request = envelope.request.ok_or(DecodeError::NoRequest)?;
+    if request.uid.is_empty() {
+        return Err(DecodeError::NoUid);
+    }
+    Ok(request)
+}
+
+fn check_version(version: Option<&str>) -> Result<(), DecodeError> {
+    match version {
+        Some(API_VERSION) => Ok(()),
+        other => Err(DecodeError::ApiVersion(other.unwrap_or("").to_owned())),
+    }
+}
+
+/// Only on the error path: reads just `apiVersion`, skipping the rest.
+fn version_error(body: &[u8]) -> Option<DecodeError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct VersionOnly {
+        #[serde(default)]
+        api_version: Option<String>,
+    }
+    let only: VersionOnly = serde_json::from_slice(body).ok()?;
+    check_version(only.api_version.as_deref()).err()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "CREATE",
+            Self::Update => "UPDATE",
+            Self::Delete => "DELETE",
+            Self::Connect => "CONNECT",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GroupVersionKind<'a> {
+    #[serde(borrow, default)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub kind: Cow<'a, str>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GroupVersionResource<'a> {
+    #[serde(borrow, default)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub resource: Cow<'a, str>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserInfo<'a> {
+    #[serde(borrow, default)]
+    pub username: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub groups: Vec<Cow<'a, str>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Options<'a> {
+    #[serde(borrow, default)]
+    pub field_manager: Option<Cow<'a, str>>,
+}
+
+/// The part of an AdmissionRequest the guard reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request<'a> {
+    #[serde(borrow, default)]
+    pub uid: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub kind: GroupVersionKind<'a>,
+    #[serde(borrow, default)]
+    pub resource: GroupVersionResource<'a>,
+    #[serde(borrow, default)]
+    pub sub_resource: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
+    pub operation: Operation,
+    #[serde(borrow, default)]
+    pub user_info: UserInfo<'a>,
+    #[serde(borrow, default)]
+    pub object: Option<ObjectView<'a>>,
+    #[serde(borrow, default)]
+    pub old_object: Option<ObjectView<'a>>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(borrow, default)]
+    pub options: Option<Options<'a>>,
+}
+
+impl Request<'_> {
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("")
+    }
+
+    pub fn sub_resource(&self) -> &str {
+        self.sub_resource.as_deref().unwrap_or("")
+    }
+
+    pub fn field_manager(&self) -> Option<&str> {
+        self.options.as_ref()?.field_manager.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn review(request: &str) -> String {
+        format!(r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#)
+    }
+
+    #[test]
+    fn a_review_decodes_metadata_and_skips_the_rest() {
+        let body = review(
+            r#"{"uid":"u1","kind":{"group":"apps","version":"v1","kind":"Deployment"},
+            "resource":{"group":"apps","version":"v1","resource":"deployments"},
+            "name":"web","namespace":"prod","operation":"UPDATE",
+            "userInfo":{"username":"alice","groups":["developers"],"extra":{"x":["y"]}},
+            "object":{"metadata":{"name":"web","labels":{"a":"b"},"annotations":null},"spec":{"replicas":3}},
+            "oldObject":{"metadata":{"name":"web","ownerReferences":[{"kind":"X","controller":true}]}},
+            "dryRun":true,"options":{"kind":"UpdateOptions","fieldManager":"kubectl-edit"}}"#,
+        );
+        let req = decode(body.as_bytes()).expect("decodes");
+        assert_eq!(req.uid, "u1");
+        assert_eq!(req.operation, Operation::Update);
+        assert_eq!(req.namespace(), "prod");
+        assert_eq!(req.field_manager(), Some("kubectl-edit"));
+        assert!(req.dry_run);
+        let object = req.object.as_ref().expect("object");
+        assert_eq!(object.metadata.labels.get("a").map(|v| v.as_ref()), Some("b"));
+        assert!(object.metadata.annotations.is_empty());
+        assert!(req.old_object.as_ref().expect("old").metadata.has_controller());
+    }
+
+    #[test]
+    fn strings_without_escapes_borrow_from_the_body() {
+        let body = review(r#"{"uid":"u1","operation":"CREATE","name":"web"}"#);
+        let req = decode(body.as_bytes()).expect("decodes");
+        assert!(matches!(req.name, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn each_malformed_body_gets_its_own_cause() {
+        let cases: [(&str, &str); 6] = [
+            ("", "empty"),
+            ("{not json", "json"),
+            (r#"{"apiVersion":"admission.k8s.io/v1beta1","request":{}}"#, "api-version"),
+            (r#"{"apiVersion":"admission.k8s.io/v1"}"#, "no-request"),
+            (r#"{"apiVersion":"admission.k8s.io/v1","request":{"operation":"CREATE"}}"#, "no-uid"),
+            (r#"{"apiVersion":"admission.k8s.io/v1","request":{"uid":"u"}}"#, "json"),
+        ];
+        for (body, cause) in cases {
+            let err = decode(body.as_bytes()).expect_err(body);
+            assert_eq!(err.cause(), cause, "{body}");
+        }
+    }
+
+    #[test]
+    fn deeply_nested_json_is_an_error_not_a_crash() {
+        let depth = 100_000;
+        let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let body = review(&format!(
+            r#"{{"uid":"u","operation":"CREATE","object":{{"spec":{nested}}}}}"#
+        ));
+        assert_eq!(decode(body.as_bytes()).expect_err("too deep").cause(), "json");
+    }
+}

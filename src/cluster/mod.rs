@@ -1,0 +1,4 @@
+//! The cluster view and the reflectors that keep it.
+
+pub mod breakglass;
+pub mod view;

@@ -1,0 +1,188 @@
+//! Every rule of `decide`, one sentence a case.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use rstest::rstest;
+
+use super::{decide, ownership::OwnerKind, test_support::*};
+use crate::{
+    admission::{
+        decision::{Decision, Reason},
+        review::decode,
+    },
+    cluster::{
+        breakglass::{BreakGlassSpec, Subject, SubjectKind},
+        view::{ClusterView, FluxObject, Grant, NamespaceFacts, ParentMeta},
+    },
+    policy::Policy,
+};
+
+const NOW: &str = "2026-11-23T12:00:00Z";
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap_or_default()
+}
+
+fn ns(view: &mut ClusterView, name: &str, mode: Option<&str>, terminating: bool) {
+    let labels = mode.map(|m| ("gitops-guard.io/mode".to_owned(), m.to_owned())).into_iter().collect();
+    view.upsert_namespace(name.into(), NamespaceFacts { labels, terminating });
+}
+
+fn grant(name: &str, subject: Subject, expires: &str, created: &str, kinds: &[&str]) -> Grant {
+    let spec = BreakGlassSpec {
+        subjects: vec![subject],
+        reason: "INC-42".into(),
+        expires_at: Time(ts(expires)),
+        kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+        names: Vec::new(),
+    };
+    Grant { name: name.into(), spec, created: Some(ts(created)) }
+}
+
+fn user(name: &str) -> Subject {
+    Subject { kind: SubjectKind::User, name: name.into() }
+}
+
+fn view() -> ClusterView {
+    let mut v = ClusterView::synced();
+    ns(&mut v, "prod", None, false);
+    ns(&mut v, "staging", Some("warn"), false);
+    ns(&mut v, "sandbox", Some("audit"), false);
+    ns(&mut v, "typo", Some("relaxed"), false);
+    ns(&mut v, "dying", None, true);
+    let sre = Subject { kind: SubjectKind::Group, name: "sre".into() };
+    v.upsert_grant("prod".into(), grant("sre-incident", sre, "2026-11-23T13:00:00Z", "2026-11-23T11:00:00Z", &[]));
+    v.upsert_grant("prod".into(), grant("old", user("bob"), "2026-11-23T11:59:59Z", "2026-11-23T11:00:00Z", &[]));
+    v.upsert_grant("prod".into(), grant("long", user("dave"), "2026-11-30T00:00:00Z", "2026-11-23T07:00:00Z", &[]));
+    v.upsert_grant("prod".into(), grant("cm-only", user("erin"), "2026-11-23T13:00:00Z", "2026-11-23T11:00:00Z", &["ConfigMap"]));
+    let parent = ParentMeta {
+        labels: [("kustomize.toolkit.fluxcd.io/name".into(), "apps".into())].into_iter().collect(),
+        annotations: Default::default(),
+    };
+    v.upsert_scale_parent(("apps".into(), "deployments".into(), "prod".into(), "web".into()), parent);
+    let tenant = FluxObject { service_account: Some("tenant-a".into()), ..FluxObject::default() };
+    v.upsert_flux(OwnerKind::Kustomization, "tenant-a".into(), "apps".into(), tenant);
+    v
+}
+
+fn flux() -> Obj {
+    obj().owned_by_kustomization("flux-system", "apps")
+}
+
+fn run(rev: Rev, view: &ClusterView) -> Decision {
+    let body = rev.body();
+    match decode(&body) {
+        Ok(req) => decide(&Policy::default(), view, &req, ts(NOW)),
+        Err(e) => Decision::Deny { reason: Reason::ViewNotSynced, message: format!("test review invalid: {e}") },
+    }
+}
+
+#[rstest]
+#[case::manual_edit_of_a_flux_owned_deployment_is_denied(Rev::update().both(flux()), false, Reason::NotReconciler)]
+#[case::the_kustomize_controller_may_update_what_it_owns(Rev::update().both(flux()).by(KUSTOMIZE), true, Reason::Reconciler)]
+#[case::a_human_sending_the_reconcilers_field_manager_is_denied(
+    Rev::update().both(flux()).field_manager("kustomize-controller"), false, Reason::ForgedFieldManager)]
+#[case::removing_the_ownership_label_is_denied(Rev::update().old(flux()).new_obj(obj()), false, Reason::EscapeHatch)]
+#[case::adding_the_ownership_label_to_an_unowned_object_is_denied(
+    Rev::update().old(obj()).new_obj(flux()), false, Reason::EscapeHatch)]
+#[case::disabling_reconciliation_by_annotation_is_denied_even_in_warn_mode(
+    Rev::update().namespace("staging").old(flux())
+        .new_obj(flux().annotation("kustomize.toolkit.fluxcd.io/reconcile", "disabled")), false, Reason::EscapeHatch)]
+#[case::a_human_creating_an_object_that_claims_flux_ownership_is_denied(
+    Rev::create().new_obj(flux()), false, Reason::SpoofedOwnership)]
+#[case::the_reconciler_may_create_what_it_owns(Rev::create().new_obj(flux()).by(KUSTOMIZE), true, Reason::Reconciler)]
+#[case::a_human_delete_of_an_owned_object_is_denied(Rev::delete().old(flux()), false, Reason::NotReconciler)]
+#[case::the_reconciler_may_prune(Rev::delete().old(flux()).by(KUSTOMIZE), true, Reason::Reconciler)]
+#[case::the_garbage_collector_may_delete(Rev::delete().old(flux()).by(GC), true, Reason::SystemActor)]
+#[case::the_namespace_controller_may_delete(Rev::delete().old(flux()).by(NS_CONTROLLER), true, Reason::SystemActor)]
+#[case::any_delete_in_a_terminating_namespace_is_allowed(
+    Rev::delete().namespace("dying").old(flux()), true, Reason::TerminatingNamespace)]
+#[case::unowned_objects_are_anyones(Rev::update().both(obj()), true, Reason::Unowned)]
+#[case::status_writes_are_allowed(Rev::update().sub("status").both(flux()), true, Reason::StatusWrite)]
+#[case::a_human_kubectl_scale_of_an_owned_deployment_is_denied(Rev::scale(), false, Reason::NotReconciler)]
+#[case::the_autoscaler_may_scale(Rev::scale().by(HPA), true, Reason::SystemActor)]
+#[case::scaling_an_unknown_parent_is_unowned_once_synced(Rev::scale().namespace("dev"), true, Reason::Unowned)]
+#[case::helm_controller_owns_helm_release_objects(
+    Rev::update().both(obj().owned_by_helm_release("apps", "redis")).by(HELM), true, Reason::Reconciler)]
+#[case::kustomize_controller_may_not_write_helm_release_objects(
+    Rev::update().both(obj().owned_by_helm_release("apps", "redis")).by(KUSTOMIZE), false, Reason::NotReconciler)]
+#[case::a_human_edit_of_a_helm_release_object_is_denied(
+    Rev::update().both(obj().owned_by_helm_release("apps", "redis")), false, Reason::NotReconciler)]
+#[case::argo_cd_owns_tracked_objects(Rev::update().both(obj().tracked_by_argo("shop")).by(ARGO), true, Reason::Reconciler)]
+#[case::a_human_edit_of_an_argo_tracked_object_is_denied(
+    Rev::update().both(obj().tracked_by_argo("shop")), false, Reason::NotReconciler)]
+#[case::warn_mode_allows_with_a_warning(Rev::update().namespace("staging").both(flux()), true, Reason::Warned)]
+#[case::audit_mode_allows_silently(Rev::update().namespace("sandbox").both(flux()), true, Reason::Audited)]
+#[case::an_unknown_mode_label_enforces(Rev::update().namespace("typo").both(flux()), false, Reason::NotReconciler)]
+#[case::dry_run_gets_the_same_decision(Rev::update().both(flux()).dry_run(), false, Reason::NotReconciler)]
+#[case::a_live_break_glass_grant_lets_its_group_through(
+    Rev::update().both(flux()).groups(&["sre"]), true, Reason::BreakGlass)]
+#[case::an_expired_break_glass_grant_does_nothing(Rev::update().both(flux()).by("bob"), false, Reason::NotReconciler)]
+#[case::a_grant_longer_than_the_policy_maximum_is_cut_short(
+    Rev::update().both(flux()).by("dave"), false, Reason::NotReconciler)]
+#[case::a_grant_narrowed_to_other_kinds_does_not_cover_deployments(
+    Rev::update().both(flux()).by("erin"), false, Reason::NotReconciler)]
+#[case::break_glass_covers_kubectl_scale(Rev::scale().groups(&["sre"]), true, Reason::BreakGlass)]
+#[case::a_controller_owned_copy_written_by_a_service_account_is_derived(
+    Rev::create().new_obj(flux().controlled()).by("system:serviceaccount:kube-system:endpointslice-controller"),
+    true, Reason::DerivedObject)]
+#[case::a_human_cannot_dodge_the_guard_with_an_owner_reference(
+    Rev::create().new_obj(flux().controlled()), false, Reason::SpoofedOwnership)]
+#[case::a_tenant_kustomization_is_reconciled_by_its_own_service_account(
+    Rev::update().both(obj().owned_by_kustomization("tenant-a", "apps")).by("system:serviceaccount:tenant-a:tenant-a"),
+    true, Reason::Reconciler)]
+#[case::the_controller_itself_may_not_write_for_an_impersonating_tenant(
+    Rev::update().both(obj().owned_by_kustomization("tenant-a", "apps")).by(KUSTOMIZE), false, Reason::NotReconciler)]
+#[case::moving_an_object_to_another_owner_needs_both_reconcilers(
+    Rev::update().old(flux()).new_obj(obj().owned_by_helm_release("apps", "x")).by(KUSTOMIZE), false, Reason::EscapeHatch)]
+fn decide_follows_the_rules(#[case] rev: Rev, #[case] allowed: bool, #[case] reason: Reason) {
+    let decision = run(rev, &view());
+    assert_eq!((decision.is_allowed(), decision.reason()), (allowed, reason), "{decision:?}");
+}
+
+#[test]
+fn scale_before_the_view_is_synced_fails_closed_in_enforce_mode() {
+    let mut v = view();
+    v.set_synced(false);
+    let decision = run(Rev::scale().namespace("dev"), &v);
+    assert_eq!((decision.is_allowed(), decision.reason()), (false, Reason::ViewNotSynced));
+}
+
+#[test]
+fn the_denial_names_object_owner_user_reconciler_and_git() {
+    let Decision::Deny { message, .. } = run(Rev::update().both(flux()), &view()) else {
+        panic!("expected a denial");
+    };
+    for needle in ["Deployment prod/web", "Flux Kustomization flux-system/apps", "alice", KUSTOMIZE, "Git", "BreakGlass"] {
+        assert!(message.contains(needle), "{needle:?} missing from:\n{message}");
+    }
+    assert!(message.lines().count() <= 4, "{message}");
+}
+
+#[test]
+fn the_warn_mode_warning_is_one_line_naming_the_owner() {
+    let Decision::Allow { warnings, .. } = run(Rev::update().namespace("staging").both(flux()), &view()) else {
+        panic!("expected an allow");
+    };
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("Flux Kustomization flux-system/apps") && !warnings[0].contains('\n'));
+}
+
+#[test]
+fn the_break_glass_warning_names_the_grant() {
+    let Decision::Allow { warnings, .. } = run(Rev::update().both(flux()).groups(&["sre"]), &view()) else {
+        panic!("expected an allow");
+    };
+    assert!(warnings.iter().any(|w| w.contains("sre-incident")), "{warnings:?}");
+}
+
+#[test]
+fn custom_markers_from_the_policy_mark_ownership() {
+    let yaml = "owners:\n  custom:\n  - name: platform\n    annotation: example.com/managed-by\n    reconcilers: [ops-bot]\n";
+    let policy = Policy::from_yaml(yaml, "test").unwrap_or_default();
+    let rev = |by: &str| Rev::update().both(obj().annotation("example.com/managed-by", "platform")).by(by).body();
+    let (human, bot) = (rev(ALICE), rev("ops-bot"));
+    let decide_body = |body: &[u8]| decode(body).map(|r| decide(&policy, &view(), &r, ts(NOW)).reason());
+    assert_eq!(decide_body(&human).ok(), Some(Reason::NotReconciler));
+    assert_eq!(decide_body(&bot).ok(), Some(Reason::Reconciler));
+}

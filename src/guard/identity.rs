@@ -1,0 +1,68 @@
+//! Who may write an owner's objects: the reconciler identity.
+//!
+//! Flux impersonates a Kustomization's or HelmRelease's `spec.serviceAccountName`
+//! when it is set, so the view's record of that object decides; otherwise the
+//! policy's reconcilers for the owner kind do.
+
+use std::fmt;
+
+use super::ownership::{Owner, OwnerKind};
+use crate::{cluster::view::ClusterView, policy::Policy};
+
+/// The identities allowed to write an owner's objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identities<'p> {
+    Listed(&'p [String]),
+    /// The service account a Flux object impersonates.
+    Impersonated(String),
+}
+
+impl Identities<'_> {
+    pub fn contains(&self, user: &str) -> bool {
+        match self {
+            Identities::Listed(users) => users.iter().any(|u| u == user),
+            Identities::Impersonated(sa) => sa == user,
+        }
+    }
+}
+
+impl fmt::Display for Identities<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identities::Impersonated(sa) => f.write_str(sa),
+            Identities::Listed([]) => f.write_str("(no reconciler configured)"),
+            Identities::Listed(users) => f.write_str(&users.join(" or ")),
+        }
+    }
+}
+
+pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) -> Identities<'p> {
+    let owners = &policy.owners;
+    match owner.kind {
+        OwnerKind::Kustomization | OwnerKind::HelmRelease => {
+            let impersonated = view.flux_object(owner).and_then(|o| o.service_account.as_deref());
+            if let Some(sa) = impersonated {
+                return Identities::Impersonated(format!("system:serviceaccount:{}:{sa}", owner.namespace));
+            }
+            let listed = if owner.kind == OwnerKind::Kustomization {
+                &owners.kustomization.reconcilers
+            } else {
+                &owners.helm_release.reconcilers
+            };
+            Identities::Listed(listed)
+        }
+        OwnerKind::ArgoApplication => Identities::Listed(&owners.argo_cd.reconcilers),
+        OwnerKind::Custom(i) => Identities::Listed(owners.custom.get(i).map_or(&[], |c| &c.reconcilers)),
+    }
+}
+
+/// Field managers the owner's reconciler uses (a second signal only).
+pub fn field_managers(policy: &Policy, kind: OwnerKind) -> &[String] {
+    let owners = &policy.owners;
+    match kind {
+        OwnerKind::Kustomization => &owners.kustomization.field_managers,
+        OwnerKind::HelmRelease => &owners.helm_release.field_managers,
+        OwnerKind::ArgoApplication => &owners.argo_cd.field_managers,
+        OwnerKind::Custom(i) => owners.custom.get(i).map_or(&[], |c| &c.field_managers),
+    }
+}

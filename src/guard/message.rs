@@ -1,0 +1,137 @@
+//! Messages for a person at a terminal: what was denied, who owns it, who may
+//! write it, and where in Git to make the change instead.
+
+use std::{fmt::Write, time::Duration};
+
+use super::{
+    decide::Manual,
+    identity::reconcilers,
+    ownership::{Owner, OwnerKind},
+};
+use crate::{
+    admission::{
+        decision::Reason,
+        review::{Operation, Request},
+    },
+    cluster::view::{ClusterView, Grant},
+    policy::Policy,
+};
+
+/// The object a request is about, as messages name it.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub verb: &'static str,
+    pub user: String,
+}
+
+impl Subject {
+    pub fn of(req: &Request<'_>) -> Self {
+        let scale = req.sub_resource() == "scale";
+        let kind = if scale { format!("{}/scale", req.resource.resource) } else { req.kind.kind.to_string() };
+        let verb = match req.operation {
+            _ if scale => "scale",
+            Operation::Create => "create",
+            Operation::Update => "change",
+            Operation::Delete => "delete",
+            Operation::Connect => "connect to",
+        };
+        Subject {
+            kind,
+            namespace: req.namespace().to_owned(),
+            name: req.name.to_string(),
+            verb,
+            user: req.user_info.username.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.namespace.as_str() {
+            "" => write!(f, "{} {}", self.kind, self.name),
+            ns => write!(f, "{} {ns}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// The few lines a denied user reads.
+pub(super) fn denial(policy: &Policy, view: &ClusterView, req: &Request<'_>, m: &Manual<'_>) -> String {
+    let (s, owner) = (&m.subject, m.owner.display(policy));
+    let mut text = match m.reason {
+        Reason::SpoofedOwnership => {
+            format!("{} may not create {s} carrying the ownership markers of {owner}.", s.user)
+        }
+        Reason::EscapeHatch => format!(
+            "{s} is managed by {owner}; {} may not add, change or remove {:?} on it.",
+            s.user,
+            m.key.unwrap_or_default()
+        ),
+        Reason::ForgedFieldManager => format!(
+            "{s} is managed by {owner}; {} sent field manager {:?}, which is its reconciler's: \
+             a field manager is not a credential.",
+            s.user,
+            req.field_manager().unwrap_or_default()
+        ),
+        _ => format!("{s} is managed by {owner}; {} may not {} it.", s.user, s.verb),
+    };
+    let who = reconcilers(policy, view, &m.owner);
+    let _ = write!(text, "\nOnly {who} may write it. {}", where_in_git(policy, view, &m.owner));
+    if !s.namespace.is_empty() {
+        let _ = write!(
+            text,
+            "\nIn an emergency, a BreakGlass grant in namespace {} lets named people through until it expires.",
+            s.namespace
+        );
+    }
+    text
+}
+
+/// Where the source of truth of an owner lives.
+fn where_in_git(policy: &Policy, view: &ClusterView, owner: &Owner) -> String {
+    let shown = owner.display(policy);
+    match owner.kind {
+        OwnerKind::Kustomization | OwnerKind::HelmRelease => {
+            let known = view.flux_object(owner);
+            match known.and_then(|o| Some((o.path.as_deref()?, o.source.as_deref()?))) {
+                Some((path, source)) => {
+                    format!("Change it in Git ({shown} applies {path} from {source}) and let Flux reconcile.")
+                }
+                None => format!("Change it in Git, in the source of {shown}, and let Flux reconcile."),
+            }
+        }
+        OwnerKind::ArgoApplication => format!("Change it in Git, in the source of {shown}, and let Argo CD sync."),
+        OwnerKind::Custom(i) => match policy.owners.custom.get(i).and_then(|c| c.source_hint.as_deref()) {
+            Some(hint) => format!("Change it in {hint}."),
+            None => format!("Change it at the source of {shown}."),
+        },
+    }
+}
+
+/// The one line kubectl prints as `Warning:` in a warn-mode namespace.
+pub(super) fn warning(policy: &Policy, m: &Manual<'_>) -> String {
+    format!(
+        "gitops-guard: {} is managed by {}; this manual change will be reverted, change it in Git",
+        m.subject,
+        m.owner.display(policy)
+    )
+}
+
+/// The warning attached to a change let through by break-glass.
+pub(super) fn break_glass(policy: &Policy, m: &Manual<'_>, grant: &Grant, max: Duration) -> String {
+    format!(
+        "gitops-guard: break-glass {} lets {} change {} (managed by {}) until {}; put the change in Git too",
+        grant.name,
+        m.subject.user,
+        m.subject,
+        m.owner.display(policy),
+        grant.effective_expiry(max)
+    )
+}
+
+/// Scale of a parent the view has not loaded yet.
+pub(super) fn not_synced(subject: &Subject) -> String {
+    format!("gitops-guard is still loading the cluster view and cannot tell who owns {subject}; retry in a few seconds.")
+}

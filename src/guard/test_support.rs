@@ -1,0 +1,155 @@
+//! Builders for readable decision tests: reviews are built as the JSON the
+//! apiserver sends, then decoded by the real decoder.
+
+use serde_json::{Value, json};
+
+use crate::guard::ownership::{ARGO_TRACKING_ID, HELM_NAME, HELM_NAMESPACE, KUSTOMIZE_NAME, KUSTOMIZE_NAMESPACE};
+
+pub const ALICE: &str = "alice";
+pub const KUSTOMIZE: &str = "system:serviceaccount:flux-system:kustomize-controller";
+pub const HELM: &str = "system:serviceaccount:flux-system:helm-controller";
+pub const ARGO: &str = "system:serviceaccount:argocd:argocd-application-controller";
+pub const GC: &str = "system:serviceaccount:kube-system:generic-garbage-collector";
+pub const NS_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";
+pub const HPA: &str = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
+
+/// Object metadata under construction.
+#[derive(Clone, Default)]
+pub struct Obj {
+    labels: serde_json::Map<String, Value>,
+    annotations: serde_json::Map<String, Value>,
+    controlled: bool,
+}
+
+pub fn obj() -> Obj {
+    Obj::default()
+}
+
+impl Obj {
+    pub fn label(mut self, k: &str, v: &str) -> Self {
+        self.labels.insert(k.into(), v.into());
+        self
+    }
+
+    pub fn annotation(mut self, k: &str, v: &str) -> Self {
+        self.annotations.insert(k.into(), v.into());
+        self
+    }
+
+    pub fn owned_by_kustomization(self, ns: &str, name: &str) -> Self {
+        self.label(KUSTOMIZE_NAME, name).label(KUSTOMIZE_NAMESPACE, ns)
+    }
+
+    pub fn owned_by_helm_release(self, ns: &str, name: &str) -> Self {
+        self.label(HELM_NAME, name).label(HELM_NAMESPACE, ns)
+    }
+
+    pub fn tracked_by_argo(self, app: &str) -> Self {
+        self.annotation(ARGO_TRACKING_ID, &format!("{app}:apps/Deployment:prod/web"))
+    }
+
+    pub fn controlled(mut self) -> Self {
+        self.controlled = true;
+        self
+    }
+
+    fn to_json(&self) -> Value {
+        let refs = if self.controlled {
+            json!([{"apiVersion":"v1","kind":"Service","name":"web","uid":"1","controller":true}])
+        } else {
+            Value::Null
+        };
+        json!({"metadata": {"name": "web", "namespace": "prod", "labels": self.labels,
+               "annotations": self.annotations, "ownerReferences": refs},
+               "spec": {"replicas": 1}})
+    }
+}
+
+/// An AdmissionReview under construction.
+pub struct Rev {
+    request: Value,
+}
+
+impl Rev {
+    pub fn new(op: &str, kind: &str, resource: &str) -> Self {
+        let group = if kind == "Deployment" { "apps" } else { "" };
+        Rev {
+            request: json!({
+                "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+                "kind": {"group": group, "version": "v1", "kind": kind},
+                "resource": {"group": group, "version": "v1", "resource": resource},
+                "name": "web", "namespace": "prod", "operation": op,
+                "userInfo": {"username": ALICE, "groups": ["developers", "system:authenticated"]},
+                "object": null, "oldObject": null, "dryRun": false,
+            }),
+        }
+    }
+
+    pub fn create() -> Self {
+        Self::new("CREATE", "Deployment", "deployments")
+    }
+
+    pub fn update() -> Self {
+        Self::new("UPDATE", "Deployment", "deployments")
+    }
+
+    pub fn delete() -> Self {
+        Self::new("DELETE", "Deployment", "deployments")
+    }
+
+    pub fn scale() -> Self {
+        let mut r = Self::new("UPDATE", "Deployment", "deployments").sub("scale");
+        r.request["kind"] = json!({"group": "autoscaling", "version": "v1", "kind": "Scale"});
+        r
+    }
+
+    pub fn sub(mut self, sub: &str) -> Self {
+        self.request["subResource"] = sub.into();
+        self
+    }
+
+    pub fn by(mut self, user: &str) -> Self {
+        self.request["userInfo"]["username"] = user.into();
+        self
+    }
+
+    pub fn groups(mut self, groups: &[&str]) -> Self {
+        self.request["userInfo"]["groups"] = json!(groups);
+        self
+    }
+
+    pub fn namespace(mut self, ns: &str) -> Self {
+        self.request["namespace"] = ns.into();
+        self
+    }
+
+    pub fn old(mut self, o: Obj) -> Self {
+        self.request["oldObject"] = o.to_json();
+        self
+    }
+
+    pub fn new_obj(mut self, o: Obj) -> Self {
+        self.request["object"] = o.to_json();
+        self
+    }
+
+    /// UPDATE with the same object before and after.
+    pub fn both(self, o: Obj) -> Self {
+        self.old(o.clone()).new_obj(o)
+    }
+
+    pub fn field_manager(mut self, fm: &str) -> Self {
+        self.request["options"] = json!({"kind": "UpdateOptions", "fieldManager": fm});
+        self
+    }
+
+    pub fn dry_run(mut self) -> Self {
+        self.request["dryRun"] = true.into();
+        self
+    }
+
+    pub fn body(&self) -> Vec<u8> {
+        let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": self.request});
+        serde_json::to_vec(&review).unwrap_or_default()
+    }
+}
