@@ -4,7 +4,17 @@
 //! thin HTTP (`server`, `admin`) and watch (`cluster`) shells around it.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod admission;
+pub mod app;
 pub mod cert;
+pub mod check;
+pub mod cluster;
+pub mod config;
+pub mod duration;
 pub mod guard;
+pub mod metrics;
+pub mod policy;
+pub mod server;
+pub mod telemetry;
 pub mod tls;

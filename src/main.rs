@@ -1,1 +1,89 @@
-fn main() {}
+//! gitops-guard: parse flags, start telemetry, run the subcommand.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gitops_guard::{
+    app, cert, check,
+    cluster::breakglass,
+    config::{CertArgs, Cli, Command},
+    policy::DEFAULT_POLICY_YAML,
+    telemetry,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    // One TLS provider for the whole process, installed before any TLS use.
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::debug!("a rustls crypto provider was already installed");
+    }
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Check(args) => run_check(&args),
+        Command::Cert(args) => report(write_cert(&args)),
+        Command::Crd => report(
+            breakglass::crd_yaml()
+                .map(|yaml| print!("{yaml}"))
+                .map_err(Into::into),
+        ),
+        Command::Policy => {
+            print!("{DEFAULT_POLICY_YAML}");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn serve(args: gitops_guard::config::ServeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return report(Err(e.into())),
+    };
+    report(runtime.block_on(app::serve(args)))
+}
+
+/// Exit 0 allowed, 1 denied, 2 invalid input or usage.
+fn run_check(args: &gitops_guard::config::CheckArgs) -> ExitCode {
+    match check::run(args) {
+        Ok(outcome) => {
+            println!("{}", outcome.response);
+            if outcome.decision.is_allowed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("gitops-guard check: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn write_cert(args: &CertArgs) -> anyhow::Result<()> {
+    let request = cert::CertRequest {
+        service: args.service.clone(),
+        namespace: args.namespace.clone(),
+        dns: args.dns.clone(),
+        ips: args.ips.clone(),
+        validity_days: args.days,
+    };
+    let bundle = cert::generate(&request)?;
+    cert::write(&bundle, &args.out)?;
+    println!("{}", cert::ca_bundle_base64(&bundle));
+    Ok(())
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gitops-guard: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -17,9 +17,16 @@ pub const DEFAULT_POLICY_YAML: &str = include_str!("../policy/default.yaml");
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read policy file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("policy {origin}: {path}: {message}")]
-    Invalid { origin: String, path: String, message: String },
+    Invalid {
+        origin: String,
+        path: String,
+        message: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -153,7 +160,10 @@ fn strings(items: &[&str]) -> Vec<String> {
 }
 
 fn reconciler(user: &str, manager: &str) -> Reconciler {
-    Reconciler { reconcilers: strings(&[user]), field_managers: strings(&[manager]) }
+    Reconciler {
+        reconcilers: strings(&[user]),
+        field_managers: strings(&[manager]),
+    }
 }
 
 impl Default for Owners {
@@ -168,7 +178,9 @@ impl Default for Owners {
                 "helm-controller",
             ),
             argo_cd: ArgoCd {
-                reconcilers: strings(&["system:serviceaccount:argocd:argocd-application-controller"]),
+                reconcilers: strings(&[
+                    "system:serviceaccount:argocd:argocd-application-controller",
+                ]),
                 field_managers: strings(&["argocd-controller"]),
                 instance_label: None,
                 application_namespace: default_argo_namespace(),
@@ -193,7 +205,9 @@ impl Default for SystemActors {
 
 impl Default for BreakGlassPolicy {
     fn default() -> Self {
-        Self { max_duration: Duration::from_secs(4 * 3600) }
+        Self {
+            max_duration: Duration::from_secs(4 * 3600),
+        }
     }
 }
 
@@ -227,18 +241,26 @@ impl Policy {
             message,
         };
         // YAML -> JSON value first, so serde_path_to_error can name the path.
-        let value: serde_json::Value =
-            serde_saphyr::from_str(text).map_err(|e| invalid("(document)".into(), e.to_string()))?;
-        let value = if value.is_null() { serde_json::json!({}) } else { value };
+        let value: serde_json::Value = serde_saphyr::from_str(text)
+            .map_err(|e| invalid("(document)".into(), e.to_string()))?;
+        let value = if value.is_null() {
+            serde_json::json!({})
+        } else {
+            value
+        };
         let policy: Policy = serde_path_to_error::deserialize(value)
             .map_err(|e| invalid(e.path().to_string(), e.inner().to_string()))?;
-        policy.validate().map_err(|(path, message)| invalid(path, message))?;
+        policy
+            .validate()
+            .map_err(|(path, message)| invalid(path, message))?;
         Ok(policy)
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_yaml(&text, &path.display().to_string())
     }
 
@@ -272,7 +294,10 @@ mod tests {
 
     #[test]
     fn an_empty_file_means_the_defaults() {
-        assert_eq!(Policy::from_yaml("", "empty").expect("parses"), Policy::default());
+        assert_eq!(
+            Policy::from_yaml("", "empty").expect("parses"),
+            Policy::default()
+        );
     }
 
     #[test]

@@ -1,0 +1,399 @@
+//! Serving certificate: loaded and checked before the socket is bound, then
+//! reloaded without a restart when the files change (kubelet `..data` symlink
+//! swaps included), keeping the last good certificate when a reload fails.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use prometheus::{Gauge, IntCounterVec, Opts, Registry};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{InconsistentKeys, ServerConfig};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+/// The command-line flag a file came from, so errors can name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    TlsCert,
+    TlsKey,
+}
+
+impl Flag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TlsCert => "--tls-cert",
+            Self::TlsKey => "--tls-key",
+        }
+    }
+}
+
+/// Why a certificate/key pair could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{} {}: {source}", flag.as_str(), path.display())]
+    Read {
+        flag: Flag,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} {}: invalid PEM: {source}", flag.as_str(), path.display())]
+    Pem {
+        flag: Flag,
+        path: PathBuf,
+        source: pem::Error,
+    },
+    #[error("--tls-cert {}: no certificate found in PEM", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("--tls-cert {}: unusable certificate: {reason}", path.display())]
+    Certificate { path: PathBuf, reason: String },
+    #[error("--tls-key {}: no private key found in PEM", path.display())]
+    NoKey { path: PathBuf },
+    #[error("--tls-key {}: unusable private key: {source}", path.display())]
+    Key {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("--tls-key {}: key does not match certificate", path.display())]
+    KeyMismatch { path: PathBuf },
+    #[error("building the TLS configuration: {0}")]
+    Config(rustls::Error),
+}
+
+pub type Result<T, E = TlsError> = std::result::Result<T, E>;
+
+/// Where the serving certificate chain and its key live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A validated serving configuration and what it was built from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Arc<ServerConfig>,
+    /// The leaf certificate's notAfter, in Unix seconds.
+    pub not_after: i64,
+    paths: CertPaths,
+    snapshot: Snapshot,
+}
+
+/// The raw bytes of both files; reloads happen only when these change.
+#[derive(Clone, PartialEq, Eq)]
+struct Snapshot {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Snapshot { .. }") // never print key material
+    }
+}
+
+impl Snapshot {
+    fn read(paths: &CertPaths) -> Result<Self> {
+        let read = |flag, path: &Path| {
+            std::fs::read(path).map_err(|source| TlsError::Read {
+                flag,
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        Ok(Self {
+            cert: read(Flag::TlsCert, &paths.cert)?,
+            key: read(Flag::TlsKey, &paths.key)?,
+        })
+    }
+}
+
+/// Reads the PEM chain and key, checks that they belong together and builds
+/// a server configuration (ring provider, TLS 1.3 and 1.2, ALPN h2 and
+/// http/1.1, no client authentication).
+pub fn load(cert: &Path, key: &Path) -> Result<Loaded> {
+    let paths = CertPaths {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+    };
+    let snapshot = Snapshot::read(&paths)?;
+    build(paths, snapshot)
+}
+
+fn build(paths: CertPaths, snapshot: Snapshot) -> Result<Loaded> {
+    let chain = parse_chain(&snapshot.cert, &paths.cert)?;
+    let not_after = leaf_not_after(&chain, &paths.cert)?;
+    let key = parse_key(&snapshot.key, &paths.key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certified = certified_key(chain, key, &provider, &paths)?;
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(TlsError::Config)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let config = Arc::new(config);
+    Ok(Loaded {
+        config,
+        not_after,
+        paths,
+        snapshot,
+    })
+}
+
+fn parse_chain(pem_bytes: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let chain = CertificateDer::pem_slice_iter(pem_bytes).collect::<Result<Vec<_>, _>>();
+    chain.map_err(|source| TlsError::Pem {
+        flag: Flag::TlsCert,
+        path: path.into(),
+        source,
+    })
+}
+
+fn leaf_not_after(chain: &[CertificateDer<'_>], path: &Path) -> Result<i64> {
+    let leaf = chain
+        .first()
+        .ok_or_else(|| TlsError::NoCertificate { path: path.into() })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|e| unusable(path, e))?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
+fn parse_key(pem_bytes: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(pem_bytes).map_err(|source| match source {
+        pem::Error::NoItemsFound => TlsError::NoKey { path: path.into() },
+        source => TlsError::Pem {
+            flag: Flag::TlsKey,
+            path: path.into(),
+            source,
+        },
+    })
+}
+
+fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    provider: &CryptoProvider,
+    paths: &CertPaths,
+) -> Result<CertifiedKey> {
+    let signing_key = provider.key_provider.load_private_key(key);
+    let signing_key = signing_key.map_err(|source| TlsError::Key {
+        path: paths.key.clone(),
+        source,
+    })?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(certified),
+        Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+            Err(TlsError::KeyMismatch {
+                path: paths.key.clone(),
+            })
+        }
+        Err(other) => Err(unusable(&paths.cert, other)),
+    }
+}
+
+fn unusable(path: &Path, reason: impl fmt::Display) -> TlsError {
+    TlsError::Certificate {
+        path: path.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Outcome label of `gitops_guard_tls_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    Success,
+    Failure,
+}
+
+impl ReloadResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// Serving-certificate metrics, registered into an owned registry.
+#[derive(Debug, Clone)]
+pub struct TlsMetrics {
+    reloads: IntCounterVec,
+    expiry: Gauge,
+}
+
+impl TlsMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "gitops_guard_tls_reloads_total",
+                "Serving certificate reload attempts, by result.",
+            ),
+            &["result"],
+        )?;
+        let expiry = Gauge::new(
+            "gitops_guard_tls_certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate in use, in Unix seconds.",
+        )?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(expiry.clone()))?;
+        for result in [ReloadResult::Success, ReloadResult::Failure] {
+            reloads.with_label_values(&[result.as_str()]);
+        }
+        Ok(Self { reloads, expiry })
+    }
+
+    /// Counts one reload attempt.
+    pub fn record(&self, result: ReloadResult) {
+        self.reloads.with_label_values(&[result.as_str()]).inc();
+    }
+
+    /// Sets the expiry gauge to the certificate now being served.
+    pub fn serving(&self, loaded: &Loaded) {
+        self.expiry.set(loaded.not_after as f64);
+    }
+}
+
+/// Reloads the serving certificate into a [`RustlsConfig`] when its files
+/// change, as seen by directory events or by the timer backstop.
+pub struct CertWatcher {
+    paths: CertPaths,
+    interval: Duration,
+    rustls_config: RustlsConfig,
+    metrics: TlsMetrics,
+    last: Attempt,
+}
+
+/// What the last look at the files found; a failure is reported once, not
+/// on every tick, and a reload happens only when the bytes differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Attempt {
+    Read(Snapshot),
+    Unreadable(String),
+}
+
+impl CertWatcher {
+    /// The timer backstop, as controller-runtime's certwatcher.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+    /// Pause after a file event so a writer can finish both files.
+    const SETTLE: Duration = Duration::from_millis(100);
+
+    /// Watches the files `loaded` came from; sets the expiry gauge to it.
+    pub fn new(loaded: &Loaded, rustls_config: RustlsConfig, metrics: TlsMetrics) -> Self {
+        metrics.serving(loaded);
+        Self {
+            paths: loaded.paths.clone(),
+            interval: Self::DEFAULT_INTERVAL,
+            rustls_config,
+            metrics,
+            last: Attempt::Read(loaded.snapshot.clone()),
+        }
+    }
+
+    /// Replaces the timer backstop (at least 10 ms).
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Runs until the returned handle is aborted.
+    pub fn spawn(self) -> JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    async fn run(mut self) {
+        let wake = Arc::new(Notify::new());
+        let _watcher = watch_parent_dirs(&self.paths, Arc::clone(&wake));
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = wake.notified() => tokio::time::sleep(Self::SETTLE).await,
+            }
+            self.check().await;
+        }
+    }
+
+    async fn check(&mut self) {
+        let paths = self.paths.clone();
+        let attempt = match tokio::task::spawn_blocking(move || Snapshot::read(&paths)).await {
+            Ok(Ok(snapshot)) => Attempt::Read(snapshot),
+            Ok(Err(error)) => Attempt::Unreadable(error.to_string()),
+            Err(error) => Attempt::Unreadable(error.to_string()),
+        };
+        if attempt == self.last {
+            return;
+        }
+        self.last = attempt.clone();
+        let loaded = match attempt {
+            Attempt::Read(snapshot) => {
+                build(self.paths.clone(), snapshot).map_err(|e| e.to_string())
+            }
+            Attempt::Unreadable(error) => Err(error),
+        };
+        match loaded {
+            Ok(loaded) => {
+                self.rustls_config
+                    .reload_from_config(Arc::clone(&loaded.config));
+                self.metrics.record(ReloadResult::Success);
+                self.metrics.serving(&loaded);
+                tracing::info!(
+                    not_after = loaded.not_after,
+                    "reloaded the serving certificate"
+                );
+            }
+            Err(error) => {
+                self.metrics.record(ReloadResult::Failure);
+                tracing::warn!(%error, "serving certificate reload failed; keeping the last good one");
+            }
+        }
+    }
+}
+
+/// Watches the directories holding the files, not the files: the kubelet
+/// replaces a Secret volume by renaming the `..data` symlink next to them.
+fn watch_parent_dirs(paths: &CertPaths, wake: Arc<Notify>) -> Option<RecommendedWatcher> {
+    let handler = move |event: notify::Result<notify::Event>| match event {
+        Ok(event) if is_change(&event.kind) => wake.notify_one(),
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, "certificate directory watch error"),
+    };
+    let mut watcher = notify::recommended_watcher(handler)
+        .inspect_err(|error| tracing::warn!(%error, "cannot watch certificate files; polling only"))
+        .ok()?;
+    let mut dirs = vec![parent_dir(&paths.cert), parent_dir(&paths.key)];
+    dirs.dedup();
+    for dir in dirs {
+        if let Err(error) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), %error, "cannot watch certificate directory; polling only");
+        }
+    }
+    Some(watcher)
+}
+
+/// Opening and reading (our own reloads included) change nothing.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}

@@ -77,13 +77,22 @@ impl Reason {
 #[must_use]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Allow { reason: Reason, warnings: Vec<String> },
-    Deny { reason: Reason, message: String },
+    Allow {
+        reason: Reason,
+        warnings: Vec<String>,
+    },
+    Deny {
+        reason: Reason,
+        message: String,
+    },
 }
 
 impl Decision {
     pub fn allow(reason: Reason) -> Self {
-        Decision::Allow { reason, warnings: Vec::new() }
+        Decision::Allow {
+            reason,
+            warnings: Vec::new(),
+        }
     }
 
     pub fn reason(&self) -> Reason {

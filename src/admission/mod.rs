@@ -1,6 +1,6 @@
 //! Decoding and answering AdmissionReviews.
 
 pub mod decision;
+pub mod object;
 pub mod respond;
 pub mod review;
-pub mod object;

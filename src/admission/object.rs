@@ -45,7 +45,9 @@ impl Metadata<'_> {
     /// True when another object is this object's controller (it is derived,
     /// e.g. an EndpointSlice copying its Service's labels).
     pub fn has_controller(&self) -> bool {
-        self.owner_references.iter().any(|r| r.controller == Some(true))
+        self.owner_references
+            .iter()
+            .any(|r| r.controller == Some(true))
     }
 }
 
@@ -61,7 +63,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
                 let mut view = ObjectView::default();
                 while let Some(key) = map.next_key::<CowStr<'de>>()? {
                     if key.0 == "metadata" {
-                        view.metadata = map.next_value::<Option<Metadata<'a>>>()?.unwrap_or_default();
+                        view.metadata = map
+                            .next_value::<Option<Metadata<'a>>>()?
+                            .unwrap_or_default();
                     } else {
                         map.next_value::<Skip>()?;
                     }
@@ -146,9 +150,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
 
 fn nullable_map<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<StrMap<'a>, D::Error> {
     let pairs = Option::<BTreeMap<CowStr<'a>, CowStr<'a>>>::deserialize(d)?;
-    Ok(pairs.into_iter().flatten().map(|(k, v)| (k.0, v.0)).collect())
+    Ok(pairs
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.0, v.0))
+        .collect())
 }
 
-fn nullable_refs<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<OwnerReference<'a>>, D::Error> {
+fn nullable_refs<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<OwnerReference<'a>>, D::Error> {
     Ok(Option::<Vec<OwnerReference<'a>>>::deserialize(d)?.unwrap_or_default())
 }

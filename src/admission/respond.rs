@@ -12,7 +12,10 @@ use super::decision::Decision;
 /// and the review's types. Nothing else is read from it.
 fn header(uid: &str) -> AdmissionRequest<DynamicObject> {
     AdmissionRequest {
-        types: TypeMeta { api_version: "admission.k8s.io/v1".into(), kind: "AdmissionReview".into() },
+        types: TypeMeta {
+            api_version: "admission.k8s.io/v1".into(),
+            kind: "AdmissionReview".into(),
+        },
         uid: uid.to_owned(),
         kind: GroupVersionKind::gvk("", "", ""),
         resource: GroupVersionResource::gvr("", "", ""),
@@ -44,7 +47,9 @@ pub fn review(uid: &str, decision: &Decision) -> AdmissionReview<DynamicObject> 
         response.warnings = Some(warnings.clone());
     }
     // The apiserver prefixes the key with the webhook name in the audit log.
-    response.audit_annotations.insert("reason".into(), decision.reason().as_str().into());
+    response
+        .audit_annotations
+        .insert("reason".into(), decision.reason().as_str().into());
     response.into_review()
 }
 
@@ -60,7 +65,10 @@ mod tests {
 
     #[test]
     fn a_denial_carries_the_uid_and_message_and_is_not_allowed() {
-        let decision = Decision::Deny { reason: Reason::NotReconciler, message: "no".into() };
+        let decision = Decision::Deny {
+            reason: Reason::NotReconciler,
+            message: "no".into(),
+        };
         let json = serde_json::to_value(review("abc", &decision)).expect("serializes");
         assert_eq!(json["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(json["response"]["uid"], "abc");
@@ -70,7 +78,10 @@ mod tests {
 
     #[test]
     fn warnings_travel_with_an_allow() {
-        let decision = Decision::Allow { reason: Reason::Warned, warnings: vec!["careful".into()] };
+        let decision = Decision::Allow {
+            reason: Reason::Warned,
+            warnings: vec!["careful".into()],
+        };
         let json = serde_json::to_value(review("abc", &decision)).expect("serializes");
         assert_eq!(json["response"]["allowed"], true);
         assert_eq!(json["response"]["warnings"][0], "careful");

@@ -10,7 +10,6 @@ use serde::Deserialize;
 
 pub use super::object::{Metadata, ObjectView, OwnerReference, StrMap};
 
-
 const API_VERSION: &str = "admission.k8s.io/v1";
 
 /// Why a body is not a usable AdmissionReview. Each is counted by `cause()`.
@@ -190,7 +189,9 @@ mod tests {
     use super::*;
 
     fn review(request: &str) -> String {
-        format!(r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#)
+        format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#
+        )
     }
 
     #[test]
@@ -211,9 +212,18 @@ mod tests {
         assert_eq!(req.field_manager(), Some("kubectl-edit"));
         assert!(req.dry_run);
         let object = req.object.as_ref().expect("object");
-        assert_eq!(object.metadata.labels.get("a").map(|v| v.as_ref()), Some("b"));
+        assert_eq!(
+            object.metadata.labels.get("a").map(|v| v.as_ref()),
+            Some("b")
+        );
         assert!(object.metadata.annotations.is_empty());
-        assert!(req.old_object.as_ref().expect("old").metadata.has_controller());
+        assert!(
+            req.old_object
+                .as_ref()
+                .expect("old")
+                .metadata
+                .has_controller()
+        );
     }
 
     #[test]
@@ -228,10 +238,19 @@ mod tests {
         let cases: [(&str, &str); 6] = [
             ("", "empty"),
             ("{not json", "json"),
-            (r#"{"apiVersion":"admission.k8s.io/v1beta1","request":{}}"#, "api-version"),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1beta1","request":{}}"#,
+                "api-version",
+            ),
             (r#"{"apiVersion":"admission.k8s.io/v1"}"#, "no-request"),
-            (r#"{"apiVersion":"admission.k8s.io/v1","request":{"operation":"CREATE"}}"#, "no-uid"),
-            (r#"{"apiVersion":"admission.k8s.io/v1","request":{"uid":"u"}}"#, "json"),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1","request":{"operation":"CREATE"}}"#,
+                "no-uid",
+            ),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1","request":{"uid":"u"}}"#,
+                "json",
+            ),
         ];
         for (body, cause) in cases {
             let err = decode(body.as_bytes()).expect_err(body);
@@ -246,6 +265,9 @@ mod tests {
         let body = review(&format!(
             r#"{{"uid":"u","operation":"CREATE","object":{{"spec":{nested}}}}}"#
         ));
-        assert_eq!(decode(body.as_bytes()).expect_err("too deep").cause(), "json");
+        assert_eq!(
+            decode(body.as_bytes()).expect_err("too deep").cause(),
+            "json"
+        );
     }
 }

@@ -1,4 +1,6 @@
 //! The cluster view and the reflectors that keep it.
 
 pub mod breakglass;
+pub mod ingest;
+pub mod reflect;
 pub mod view;

@@ -44,13 +44,24 @@ impl Grant {
 
     /// Whether the grant lets `who` change the object called `name`, of a kind
     /// known by any of `kinds` (kind and resource), at `now`.
-    pub fn covers(&self, who: &Who<'_>, kinds: &[&str], name: &str, now: Timestamp, max: Duration) -> bool {
+    pub fn covers(
+        &self,
+        who: &Who<'_>,
+        kinds: &[&str],
+        name: &str,
+        now: Timestamp,
+        max: Duration,
+    ) -> bool {
         let spec = &self.spec;
         let subject = spec.subjects.iter().any(|s| match s.kind {
             SubjectKind::User => s.name == who.user,
             SubjectKind::Group => who.groups.iter().any(|g| *g == s.name),
         });
-        let kind_ok = spec.kinds.is_empty() || spec.kinds.iter().any(|k| kinds.iter().any(|c| k.eq_ignore_ascii_case(c)));
+        let kind_ok = spec.kinds.is_empty()
+            || spec
+                .kinds
+                .iter()
+                .any(|k| kinds.iter().any(|c| k.eq_ignore_ascii_case(c)));
         let name_ok = spec.names.is_empty() || spec.names.iter().any(|n| n == name);
         subject && kind_ok && name_ok && now < self.effective_expiry(max)
     }
@@ -71,6 +82,16 @@ pub struct FluxObject {
     pub source: Option<String>,
     /// `spec.path` of a Kustomization, or the chart of a HelmRelease.
     pub path: Option<String>,
+}
+
+/// A set of view entries fed by one watcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category<'a> {
+    Namespaces,
+    Grants,
+    /// Parents of one resource, e.g. `deployments`.
+    ScaleParents(&'a str),
+    Flux(OwnerKind),
 }
 
 /// `(group, resource, namespace, name)` of a parent of `/scale`.
@@ -104,7 +125,10 @@ pub struct ViewSizes {
 impl ClusterView {
     /// A view that needs no sync (offline `check`, tests).
     pub fn synced() -> Self {
-        Self { synced: true, ..Self::default() }
+        Self {
+            synced: true,
+            ..Self::default()
+        }
     }
 
     pub fn is_synced(&self) -> bool {
@@ -128,7 +152,10 @@ impl ClusterView {
     }
 
     pub fn upsert_grant(&mut self, namespace: String, grant: Grant) {
-        self.grants.entry(namespace).or_default().insert(grant.name.clone(), grant);
+        self.grants
+            .entry(namespace)
+            .or_default()
+            .insert(grant.name.clone(), grant);
     }
 
     pub fn remove_grant(&mut self, namespace: &str, name: &str) {
@@ -141,7 +168,10 @@ impl ClusterView {
     }
 
     pub fn grants_in(&self, namespace: &str) -> impl Iterator<Item = &Grant> {
-        self.grants.get(namespace).into_iter().flat_map(|g| g.values())
+        self.grants
+            .get(namespace)
+            .into_iter()
+            .flat_map(|g| g.values())
     }
 
     pub fn upsert_scale_parent(&mut self, key: ScaleKey, meta: ParentMeta) {
@@ -152,22 +182,51 @@ impl ClusterView {
         self.scale_parents.remove(key);
     }
 
-    pub fn scale_parent(&self, group: &str, resource: &str, ns: &str, name: &str) -> Option<&ParentMeta> {
+    pub fn scale_parent(
+        &self,
+        group: &str,
+        resource: &str,
+        ns: &str,
+        name: &str,
+    ) -> Option<&ParentMeta> {
         // Owned keys in the map; a borrowed lookup would need a custom Borrow impl.
-        let key = (group.to_owned(), resource.to_owned(), ns.to_owned(), name.to_owned());
+        let key = (
+            group.to_owned(),
+            resource.to_owned(),
+            ns.to_owned(),
+            name.to_owned(),
+        );
         self.scale_parents.get(&key)
     }
 
-    pub fn upsert_flux(&mut self, kind: OwnerKind, namespace: String, name: String, object: FluxObject) {
+    pub fn upsert_flux(
+        &mut self,
+        kind: OwnerKind,
+        namespace: String,
+        name: String,
+        object: FluxObject,
+    ) {
         self.flux.insert((kind, namespace, name), object);
     }
 
     pub fn remove_flux(&mut self, kind: OwnerKind, namespace: &str, name: &str) {
-        self.flux.remove(&(kind, namespace.to_owned(), name.to_owned()));
+        self.flux
+            .remove(&(kind, namespace.to_owned(), name.to_owned()));
     }
 
     pub fn flux_object(&self, owner: &Owner) -> Option<&FluxObject> {
-        self.flux.get(&(owner.kind, owner.namespace.clone(), owner.name.clone()))
+        self.flux
+            .get(&(owner.kind, owner.namespace.clone(), owner.name.clone()))
+    }
+
+    /// Forgets one category before a relist re-fills it.
+    pub fn clear(&mut self, category: Category<'_>) {
+        match category {
+            Category::Namespaces => self.namespaces.clear(),
+            Category::Grants => self.grants.clear(),
+            Category::ScaleParents(resource) => self.scale_parents.retain(|k, _| k.1 != resource),
+            Category::Flux(kind) => self.flux.retain(|k, _| k.0 != kind),
+        }
     }
 
     pub fn sizes(&self) -> ViewSizes {

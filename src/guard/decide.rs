@@ -42,12 +42,18 @@ pub fn decide(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Times
         Operation::Update => (old, new),
     };
     let judged_owner = judged.and_then(|m| owner_of(policy, m));
-    let claimed_owner = claimed.and_then(|m| owner_of(policy, m)).filter(|c| Some(c) != judged_owner.as_ref());
+    let claimed_owner = claimed
+        .and_then(|m| owner_of(policy, m))
+        .filter(|c| Some(c) != judged_owner.as_ref());
     let Some(owner) = judged_owner.clone().or_else(|| claimed_owner.clone()) else {
         return Decision::allow(Reason::Unowned);
     };
     let owners = [judged_owner.as_ref(), claimed_owner.as_ref()];
-    if owners.iter().flatten().all(|o| reconcilers(policy, view, o).contains(user)) {
+    if owners
+        .iter()
+        .flatten()
+        .all(|o| reconcilers(policy, view, o).contains(user))
+    {
         return Decision::allow(Reason::Reconciler);
     }
     let derived = judged.is_some_and(Metadata::has_controller);
@@ -56,17 +62,38 @@ pub fn decide(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Times
     }
     let (reason, key) = classify(policy, req, &owner, old, new);
     let subject = Subject::of(req);
-    judge_manual(policy, view, req, now, Manual { owner, reason, key, subject })
+    judge_manual(
+        policy,
+        view,
+        req,
+        now,
+        Manual {
+            owner,
+            reason,
+            key,
+            subject,
+        },
+    )
 }
 
 /// `/scale` carries no labels: the parent in the cluster view decides.
-fn decide_scale(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Timestamp) -> Decision {
+fn decide_scale(
+    policy: &Policy,
+    view: &ClusterView,
+    req: &Request<'_>,
+    now: Timestamp,
+) -> Decision {
     let user = req.user_info.username.as_ref();
     if policy.system_actors.scale.iter().any(|a| a == user) {
         return Decision::allow(Reason::SystemActor);
     }
     let resource = &req.resource;
-    let parent = view.scale_parent(&resource.group, &resource.resource, req.namespace(), &req.name);
+    let parent = view.scale_parent(
+        &resource.group,
+        &resource.resource,
+        req.namespace(),
+        &req.name,
+    );
     let subject = Subject::of(req);
     let Some(parent) = parent else {
         if view.is_synced() {
@@ -81,7 +108,18 @@ fn decide_scale(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Tim
     if reconcilers(policy, view, &owner).contains(user) {
         return Decision::allow(Reason::Reconciler);
     }
-    judge_manual(policy, view, req, now, Manual { owner, reason: Reason::NotReconciler, key: None, subject })
+    judge_manual(
+        policy,
+        view,
+        req,
+        now,
+        Manual {
+            owner,
+            reason: Reason::NotReconciler,
+            key: None,
+            subject,
+        },
+    )
 }
 
 /// A manual change of an owned object, and why it is one.
@@ -100,7 +138,9 @@ fn classify<'p>(
     old: Option<&Metadata<'_>>,
     new: Option<&Metadata<'_>>,
 ) -> (Reason, Option<&'p str>) {
-    let forged = req.field_manager().is_some_and(|fm| field_managers(policy, owner.kind).iter().any(|m| m == fm));
+    let forged = req
+        .field_manager()
+        .is_some_and(|fm| field_managers(policy, owner.kind).iter().any(|m| m == fm));
     if forged {
         return (Reason::ForgedFieldManager, None);
     }
@@ -115,20 +155,39 @@ fn classify<'p>(
     (Reason::NotReconciler, None)
 }
 
-fn judge_manual(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Timestamp, m: Manual<'_>) -> Decision {
-    let who = Who { user: &req.user_info.username, groups: &req.user_info.groups };
+fn judge_manual(
+    policy: &Policy,
+    view: &ClusterView,
+    req: &Request<'_>,
+    now: Timestamp,
+    m: Manual<'_>,
+) -> Decision {
+    let who = Who {
+        user: &req.user_info.username,
+        groups: &req.user_info.groups,
+    };
     let names = [req.kind.kind.as_ref(), req.resource.resource.as_ref()];
     let max = policy.break_glass.max_duration;
-    let grant = view.grants_in(req.namespace()).find(|g| g.covers(&who, &names, &req.name, now, max));
+    let grant = view
+        .grants_in(req.namespace())
+        .find(|g| g.covers(&who, &names, &req.name, now, max));
     if let Some(grant) = grant {
         let warning = message::break_glass(policy, &m, grant, max);
-        return Decision::Allow { reason: Reason::BreakGlass, warnings: vec![warning] };
+        return Decision::Allow {
+            reason: Reason::BreakGlass,
+            warnings: vec![warning],
+        };
     }
     let denial = || message::denial(policy, view, req, &m);
     match m.reason {
         // Deception and switching the reconciler off are never just warned about.
-        Reason::EscapeHatch | Reason::ForgedFieldManager => Decision::Deny { reason: m.reason, message: denial() },
-        reason => apply_mode(policy, view, req, reason, denial, || message::warning(policy, &m)),
+        Reason::EscapeHatch | Reason::ForgedFieldManager => Decision::Deny {
+            reason: m.reason,
+            message: denial(),
+        },
+        reason => apply_mode(policy, view, req, reason, denial, || {
+            message::warning(policy, &m)
+        }),
     }
 }
 
@@ -141,8 +200,14 @@ fn apply_mode(
     warning: impl FnOnce() -> String,
 ) -> Decision {
     match mode_of(policy, view, req.namespace()) {
-        Mode::Enforce => Decision::Deny { reason, message: denial() },
-        Mode::Warn => Decision::Allow { reason: Reason::Warned, warnings: vec![warning()] },
+        Mode::Enforce => Decision::Deny {
+            reason,
+            message: denial(),
+        },
+        Mode::Warn => Decision::Allow {
+            reason: Reason::Warned,
+            warnings: vec![warning()],
+        },
         Mode::Audit => Decision::allow(Reason::Audited),
     }
 }
@@ -150,7 +215,9 @@ fn apply_mode(
 /// The namespace's `gitops-guard.io/mode` label, else the policy default. An
 /// unknown value enforces: a typo must not open the namespace.
 pub fn mode_of(policy: &Policy, view: &ClusterView, namespace: &str) -> Mode {
-    let label = view.namespace(namespace).and_then(|n| n.labels.get(&policy.mode_label));
+    let label = view
+        .namespace(namespace)
+        .and_then(|n| n.labels.get(&policy.mode_label));
     match label {
         Some(value) => Mode::parse(value).unwrap_or(Mode::Enforce),
         None => policy.default_mode,

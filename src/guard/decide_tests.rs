@@ -24,8 +24,17 @@ fn ts(s: &str) -> Timestamp {
 }
 
 fn ns(view: &mut ClusterView, name: &str, mode: Option<&str>, terminating: bool) {
-    let labels = mode.map(|m| ("gitops-guard.io/mode".to_owned(), m.to_owned())).into_iter().collect();
-    view.upsert_namespace(name.into(), NamespaceFacts { labels, terminating });
+    let labels = mode
+        .map(|m| ("gitops-guard.io/mode".to_owned(), m.to_owned()))
+        .into_iter()
+        .collect();
+    view.upsert_namespace(
+        name.into(),
+        NamespaceFacts {
+            labels,
+            terminating,
+        },
+    );
 }
 
 fn grant(name: &str, subject: Subject, expires: &str, created: &str, kinds: &[&str]) -> Grant {
@@ -36,11 +45,18 @@ fn grant(name: &str, subject: Subject, expires: &str, created: &str, kinds: &[&s
         kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
         names: Vec::new(),
     };
-    Grant { name: name.into(), spec, created: Some(ts(created)) }
+    Grant {
+        name: name.into(),
+        spec,
+        created: Some(ts(created)),
+    }
 }
 
 fn user(name: &str) -> Subject {
-    Subject { kind: SubjectKind::User, name: name.into() }
+    Subject {
+        kind: SubjectKind::User,
+        name: name.into(),
+    }
 }
 
 fn view() -> ClusterView {
@@ -50,18 +66,75 @@ fn view() -> ClusterView {
     ns(&mut v, "sandbox", Some("audit"), false);
     ns(&mut v, "typo", Some("relaxed"), false);
     ns(&mut v, "dying", None, true);
-    let sre = Subject { kind: SubjectKind::Group, name: "sre".into() };
-    v.upsert_grant("prod".into(), grant("sre-incident", sre, "2026-11-23T13:00:00Z", "2026-11-23T11:00:00Z", &[]));
-    v.upsert_grant("prod".into(), grant("old", user("bob"), "2026-11-23T11:59:59Z", "2026-11-23T11:00:00Z", &[]));
-    v.upsert_grant("prod".into(), grant("long", user("dave"), "2026-11-30T00:00:00Z", "2026-11-23T07:00:00Z", &[]));
-    v.upsert_grant("prod".into(), grant("cm-only", user("erin"), "2026-11-23T13:00:00Z", "2026-11-23T11:00:00Z", &["ConfigMap"]));
+    let sre = Subject {
+        kind: SubjectKind::Group,
+        name: "sre".into(),
+    };
+    v.upsert_grant(
+        "prod".into(),
+        grant(
+            "sre-incident",
+            sre,
+            "2026-11-23T13:00:00Z",
+            "2026-11-23T11:00:00Z",
+            &[],
+        ),
+    );
+    v.upsert_grant(
+        "prod".into(),
+        grant(
+            "old",
+            user("bob"),
+            "2026-11-23T11:59:59Z",
+            "2026-11-23T11:00:00Z",
+            &[],
+        ),
+    );
+    v.upsert_grant(
+        "prod".into(),
+        grant(
+            "long",
+            user("dave"),
+            "2026-11-30T00:00:00Z",
+            "2026-11-23T07:00:00Z",
+            &[],
+        ),
+    );
+    v.upsert_grant(
+        "prod".into(),
+        grant(
+            "cm-only",
+            user("erin"),
+            "2026-11-23T13:00:00Z",
+            "2026-11-23T11:00:00Z",
+            &["ConfigMap"],
+        ),
+    );
     let parent = ParentMeta {
-        labels: [("kustomize.toolkit.fluxcd.io/name".into(), "apps".into())].into_iter().collect(),
+        labels: [("kustomize.toolkit.fluxcd.io/name".into(), "apps".into())]
+            .into_iter()
+            .collect(),
         annotations: Default::default(),
     };
-    v.upsert_scale_parent(("apps".into(), "deployments".into(), "prod".into(), "web".into()), parent);
-    let tenant = FluxObject { service_account: Some("tenant-a".into()), ..FluxObject::default() };
-    v.upsert_flux(OwnerKind::Kustomization, "tenant-a".into(), "apps".into(), tenant);
+    v.upsert_scale_parent(
+        (
+            "apps".into(),
+            "deployments".into(),
+            "prod".into(),
+            "web".into(),
+        ),
+        parent,
+    );
+    let tenant = FluxObject {
+        service_account: Some("tenant-a".into()),
+        ..FluxObject::default()
+    };
+    v.upsert_flux(
+        OwnerKind::Kustomization,
+        "tenant-a".into(),
+        "apps".into(),
+        tenant,
+    );
     v
 }
 
@@ -73,7 +146,10 @@ fn run(rev: Rev, view: &ClusterView) -> Decision {
     let body = rev.body();
     match decode(&body) {
         Ok(req) => decide(&Policy::default(), view, &req, ts(NOW)),
-        Err(e) => Decision::Deny { reason: Reason::ViewNotSynced, message: format!("test review invalid: {e}") },
+        Err(e) => Decision::Deny {
+            reason: Reason::ViewNotSynced,
+            message: format!("test review invalid: {e}"),
+        },
     }
 }
 
@@ -99,7 +175,11 @@ fn run(rev: Rev, view: &ClusterView) -> Decision {
     Rev::delete().namespace("dying").old(flux()), true, Reason::TerminatingNamespace)]
 #[case::unowned_objects_are_anyones(Rev::update().both(obj()), true, Reason::Unowned)]
 #[case::status_writes_are_allowed(Rev::update().sub("status").both(flux()), true, Reason::StatusWrite)]
-#[case::a_human_kubectl_scale_of_an_owned_deployment_is_denied(Rev::scale(), false, Reason::NotReconciler)]
+#[case::a_human_kubectl_scale_of_an_owned_deployment_is_denied(
+    Rev::scale(),
+    false,
+    Reason::NotReconciler
+)]
 #[case::the_autoscaler_may_scale(Rev::scale().by(HPA), true, Reason::SystemActor)]
 #[case::scaling_an_unknown_parent_is_unowned_once_synced(Rev::scale().namespace("dev"), true, Reason::Unowned)]
 #[case::helm_controller_owns_helm_release_objects(
@@ -137,7 +217,11 @@ fn run(rev: Rev, view: &ClusterView) -> Decision {
     Rev::update().old(flux()).new_obj(obj().owned_by_helm_release("apps", "x")).by(KUSTOMIZE), false, Reason::EscapeHatch)]
 fn decide_follows_the_rules(#[case] rev: Rev, #[case] allowed: bool, #[case] reason: Reason) {
     let decision = run(rev, &view());
-    assert_eq!((decision.is_allowed(), decision.reason()), (allowed, reason), "{decision:?}");
+    assert_eq!(
+        (decision.is_allowed(), decision.reason()),
+        (allowed, reason),
+        "{decision:?}"
+    );
 }
 
 #[test]
@@ -145,7 +229,10 @@ fn scale_before_the_view_is_synced_fails_closed_in_enforce_mode() {
     let mut v = view();
     v.set_synced(false);
     let decision = run(Rev::scale().namespace("dev"), &v);
-    assert_eq!((decision.is_allowed(), decision.reason()), (false, Reason::ViewNotSynced));
+    assert_eq!(
+        (decision.is_allowed(), decision.reason()),
+        (false, Reason::ViewNotSynced)
+    );
 }
 
 #[test]
@@ -153,36 +240,61 @@ fn the_denial_names_object_owner_user_reconciler_and_git() {
     let Decision::Deny { message, .. } = run(Rev::update().both(flux()), &view()) else {
         panic!("expected a denial");
     };
-    for needle in ["Deployment prod/web", "Flux Kustomization flux-system/apps", "alice", KUSTOMIZE, "Git", "BreakGlass"] {
-        assert!(message.contains(needle), "{needle:?} missing from:\n{message}");
+    for needle in [
+        "Deployment prod/web",
+        "Flux Kustomization flux-system/apps",
+        "alice",
+        KUSTOMIZE,
+        "Git",
+        "BreakGlass",
+    ] {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from:\n{message}"
+        );
     }
     assert!(message.lines().count() <= 4, "{message}");
 }
 
 #[test]
 fn the_warn_mode_warning_is_one_line_naming_the_owner() {
-    let Decision::Allow { warnings, .. } = run(Rev::update().namespace("staging").both(flux()), &view()) else {
+    let Decision::Allow { warnings, .. } =
+        run(Rev::update().namespace("staging").both(flux()), &view())
+    else {
         panic!("expected an allow");
     };
     assert_eq!(warnings.len(), 1);
-    assert!(warnings[0].contains("Flux Kustomization flux-system/apps") && !warnings[0].contains('\n'));
+    assert!(
+        warnings[0].contains("Flux Kustomization flux-system/apps") && !warnings[0].contains('\n')
+    );
 }
 
 #[test]
 fn the_break_glass_warning_names_the_grant() {
-    let Decision::Allow { warnings, .. } = run(Rev::update().both(flux()).groups(&["sre"]), &view()) else {
+    let Decision::Allow { warnings, .. } =
+        run(Rev::update().both(flux()).groups(&["sre"]), &view())
+    else {
         panic!("expected an allow");
     };
-    assert!(warnings.iter().any(|w| w.contains("sre-incident")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("sre-incident")),
+        "{warnings:?}"
+    );
 }
 
 #[test]
 fn custom_markers_from_the_policy_mark_ownership() {
     let yaml = "owners:\n  custom:\n  - name: platform\n    annotation: example.com/managed-by\n    reconcilers: [ops-bot]\n";
     let policy = Policy::from_yaml(yaml, "test").unwrap_or_default();
-    let rev = |by: &str| Rev::update().both(obj().annotation("example.com/managed-by", "platform")).by(by).body();
+    let rev = |by: &str| {
+        Rev::update()
+            .both(obj().annotation("example.com/managed-by", "platform"))
+            .by(by)
+            .body()
+    };
     let (human, bot) = (rev(ALICE), rev("ops-bot"));
-    let decide_body = |body: &[u8]| decode(body).map(|r| decide(&policy, &view(), &r, ts(NOW)).reason());
+    let decide_body =
+        |body: &[u8]| decode(body).map(|r| decide(&policy, &view(), &r, ts(NOW)).reason());
     assert_eq!(decide_body(&human).ok(), Some(Reason::NotReconciler));
     assert_eq!(decide_body(&bot).ok(), Some(Reason::Reconciler));
 }

@@ -40,9 +40,14 @@ pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) ->
     let owners = &policy.owners;
     match owner.kind {
         OwnerKind::Kustomization | OwnerKind::HelmRelease => {
-            let impersonated = view.flux_object(owner).and_then(|o| o.service_account.as_deref());
+            let impersonated = view
+                .flux_object(owner)
+                .and_then(|o| o.service_account.as_deref());
             if let Some(sa) = impersonated {
-                return Identities::Impersonated(format!("system:serviceaccount:{}:{sa}", owner.namespace));
+                return Identities::Impersonated(format!(
+                    "system:serviceaccount:{}:{sa}",
+                    owner.namespace
+                ));
             }
             let listed = if owner.kind == OwnerKind::Kustomization {
                 &owners.kustomization.reconcilers
@@ -52,7 +57,9 @@ pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) ->
             Identities::Listed(listed)
         }
         OwnerKind::ArgoApplication => Identities::Listed(&owners.argo_cd.reconcilers),
-        OwnerKind::Custom(i) => Identities::Listed(owners.custom.get(i).map_or(&[], |c| &c.reconcilers)),
+        OwnerKind::Custom(i) => {
+            Identities::Listed(owners.custom.get(i).map_or(&[], |c| &c.reconcilers))
+        }
     }
 }
 

@@ -30,7 +30,11 @@ pub struct Subject {
 impl Subject {
     pub fn of(req: &Request<'_>) -> Self {
         let scale = req.sub_resource() == "scale";
-        let kind = if scale { format!("{}/scale", req.resource.resource) } else { req.kind.kind.to_string() };
+        let kind = if scale {
+            format!("{}/scale", req.resource.resource)
+        } else {
+            req.kind.kind.to_string()
+        };
         let verb = match req.operation {
             _ if scale => "scale",
             Operation::Create => "create",
@@ -58,11 +62,19 @@ impl std::fmt::Display for Subject {
 }
 
 /// The few lines a denied user reads.
-pub(super) fn denial(policy: &Policy, view: &ClusterView, req: &Request<'_>, m: &Manual<'_>) -> String {
+pub(super) fn denial(
+    policy: &Policy,
+    view: &ClusterView,
+    req: &Request<'_>,
+    m: &Manual<'_>,
+) -> String {
     let (s, owner) = (&m.subject, m.owner.display(policy));
     let mut text = match m.reason {
         Reason::SpoofedOwnership => {
-            format!("{} may not create {s} carrying the ownership markers of {owner}.", s.user)
+            format!(
+                "{} may not create {s} carrying the ownership markers of {owner}.",
+                s.user
+            )
         }
         Reason::EscapeHatch => format!(
             "{s} is managed by {owner}; {} may not add, change or remove {:?} on it.",
@@ -75,10 +87,17 @@ pub(super) fn denial(policy: &Policy, view: &ClusterView, req: &Request<'_>, m: 
             s.user,
             req.field_manager().unwrap_or_default()
         ),
-        _ => format!("{s} is managed by {owner}; {} may not {} it.", s.user, s.verb),
+        _ => format!(
+            "{s} is managed by {owner}; {} may not {} it.",
+            s.user, s.verb
+        ),
     };
     let who = reconcilers(policy, view, &m.owner);
-    let _ = write!(text, "\nOnly {who} may write it. {}", where_in_git(policy, view, &m.owner));
+    let _ = write!(
+        text,
+        "\nOnly {who} may write it. {}",
+        where_in_git(policy, view, &m.owner)
+    );
     if !s.namespace.is_empty() {
         let _ = write!(
             text,
@@ -97,13 +116,24 @@ fn where_in_git(policy: &Policy, view: &ClusterView, owner: &Owner) -> String {
             let known = view.flux_object(owner);
             match known.and_then(|o| Some((o.path.as_deref()?, o.source.as_deref()?))) {
                 Some((path, source)) => {
-                    format!("Change it in Git ({shown} applies {path} from {source}) and let Flux reconcile.")
+                    format!(
+                        "Change it in Git ({shown} applies {path} from {source}) and let Flux reconcile."
+                    )
                 }
-                None => format!("Change it in Git, in the source of {shown}, and let Flux reconcile."),
+                None => {
+                    format!("Change it in Git, in the source of {shown}, and let Flux reconcile.")
+                }
             }
         }
-        OwnerKind::ArgoApplication => format!("Change it in Git, in the source of {shown}, and let Argo CD sync."),
-        OwnerKind::Custom(i) => match policy.owners.custom.get(i).and_then(|c| c.source_hint.as_deref()) {
+        OwnerKind::ArgoApplication => {
+            format!("Change it in Git, in the source of {shown}, and let Argo CD sync.")
+        }
+        OwnerKind::Custom(i) => match policy
+            .owners
+            .custom
+            .get(i)
+            .and_then(|c| c.source_hint.as_deref())
+        {
             Some(hint) => format!("Change it in {hint}."),
             None => format!("Change it at the source of {shown}."),
         },
@@ -133,5 +163,7 @@ pub(super) fn break_glass(policy: &Policy, m: &Manual<'_>, grant: &Grant, max: D
 
 /// Scale of a parent the view has not loaded yet.
 pub(super) fn not_synced(subject: &Subject) -> String {
-    format!("gitops-guard is still loading the cluster view and cannot tell who owns {subject}; retry in a few seconds.")
+    format!(
+        "gitops-guard is still loading the cluster view and cannot tell who owns {subject}; retry in a few seconds."
+    )
 }

@@ -30,7 +30,10 @@ pub struct Owner {
 impl Owner {
     /// `Kustomization flux-system/apps`, as messages print it.
     pub fn display<'a>(&'a self, policy: &'a Policy) -> OwnerDisplay<'a> {
-        OwnerDisplay { owner: self, policy }
+        OwnerDisplay {
+            owner: self,
+            policy,
+        }
     }
 }
 
@@ -41,7 +44,11 @@ pub struct OwnerDisplay<'a> {
 
 impl fmt::Display for OwnerDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Owner { kind, namespace, name } = self.owner;
+        let Owner {
+            kind,
+            namespace,
+            name,
+        } = self.owner;
         let kind = match kind {
             OwnerKind::Kustomization => "Flux Kustomization",
             OwnerKind::HelmRelease => "Flux HelmRelease",
@@ -97,23 +104,36 @@ pub fn owner_of(policy: &Policy, meta: &impl Markers) -> Option<Owner> {
         })
     };
     let argo = &policy.owners.argo_cd;
-    flux(OwnerKind::Kustomization, KUSTOMIZE_NAME, KUSTOMIZE_NAMESPACE)
-        .or_else(|| flux(OwnerKind::HelmRelease, HELM_NAME, HELM_NAMESPACE))
-        .or_else(|| annotation(ARGO_TRACKING_ID).map(|id| argo_owner(id, &argo.application_namespace)))
-        .or_else(|| {
-            let key = argo.instance_label.as_deref()?;
-            label(key).map(|app| argo_owner(app, &argo.application_namespace))
-        })
-        .or_else(|| {
-            policy.owners.custom.iter().enumerate().find_map(|(i, marker)| {
+    flux(
+        OwnerKind::Kustomization,
+        KUSTOMIZE_NAME,
+        KUSTOMIZE_NAMESPACE,
+    )
+    .or_else(|| flux(OwnerKind::HelmRelease, HELM_NAME, HELM_NAMESPACE))
+    .or_else(|| annotation(ARGO_TRACKING_ID).map(|id| argo_owner(id, &argo.application_namespace)))
+    .or_else(|| {
+        let key = argo.instance_label.as_deref()?;
+        label(key).map(|app| argo_owner(app, &argo.application_namespace))
+    })
+    .or_else(|| {
+        policy
+            .owners
+            .custom
+            .iter()
+            .enumerate()
+            .find_map(|(i, marker)| {
                 let value = match (&marker.label, &marker.annotation) {
                     (Some(key), _) => label(key),
                     (None, Some(key)) => annotation(key),
                     (None, None) => None,
                 }?;
-                Some(Owner { kind: OwnerKind::Custom(i), namespace: String::new(), name: value.to_owned() })
+                Some(Owner {
+                    kind: OwnerKind::Custom(i),
+                    namespace: String::new(),
+                    name: value.to_owned(),
+                })
             })
-        })
+    })
 }
 
 /// Argo CD tracking ids look like `<app>:<group>/<kind>:<ns>/<name>`; an
@@ -124,14 +144,28 @@ fn argo_owner(tracking: &str, default_namespace: &str) -> Owner {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() => (ns, name),
         _ => (default_namespace, app),
     };
-    Owner { kind: OwnerKind::ArgoApplication, namespace: namespace.to_owned(), name: name.to_owned() }
+    Owner {
+        kind: OwnerKind::ArgoApplication,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }
 }
 
 /// Keys only the reconciler may add, change or remove: ownership markers and
 /// escape hatches. Each is checked as a label and as an annotation.
 pub fn protected_keys(policy: &Policy) -> impl Iterator<Item = &str> {
-    let fixed = [KUSTOMIZE_NAME, KUSTOMIZE_NAMESPACE, HELM_NAME, HELM_NAMESPACE, ARGO_TRACKING_ID];
-    let custom = policy.owners.custom.iter().filter_map(|m| m.label.as_deref().or(m.annotation.as_deref()));
+    let fixed = [
+        KUSTOMIZE_NAME,
+        KUSTOMIZE_NAMESPACE,
+        HELM_NAME,
+        HELM_NAMESPACE,
+        ARGO_TRACKING_ID,
+    ];
+    let custom = policy
+        .owners
+        .custom
+        .iter()
+        .filter_map(|m| m.label.as_deref().or(m.annotation.as_deref()));
     fixed
         .into_iter()
         .chain(policy.owners.argo_cd.instance_label.as_deref())
@@ -157,20 +191,45 @@ mod tests {
     use super::*;
     use crate::admission::review::StrMap;
 
-    fn meta(labels: &[(&'static str, &'static str)], annotations: &[(&'static str, &'static str)]) -> Metadata<'static> {
+    fn meta(
+        labels: &[(&'static str, &'static str)],
+        annotations: &[(&'static str, &'static str)],
+    ) -> Metadata<'static> {
         let map = |pairs: &[(&'static str, &'static str)]| -> StrMap<'static> {
-            pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect()
         };
-        Metadata { labels: map(labels), annotations: map(annotations), ..Metadata::default() }
+        Metadata {
+            labels: map(labels),
+            annotations: map(annotations),
+            ..Metadata::default()
+        }
     }
 
     #[test]
     fn argo_tracking_ids_name_the_application_and_its_namespace() {
         let p = Policy::default();
-        let plain = owner_of(&p, &meta(&[], &[(ARGO_TRACKING_ID, "guestbook:apps/Deployment:prod/web")]));
-        assert_eq!(plain.map(|o| (o.namespace, o.name)), Some(("argocd".into(), "guestbook".into())));
-        let scoped = owner_of(&p, &meta(&[], &[(ARGO_TRACKING_ID, "team-a_shop:/Service:shop/web")]));
-        assert_eq!(scoped.map(|o| (o.namespace, o.name)), Some(("team-a".into(), "shop".into())));
+        let plain = owner_of(
+            &p,
+            &meta(
+                &[],
+                &[(ARGO_TRACKING_ID, "guestbook:apps/Deployment:prod/web")],
+            ),
+        );
+        assert_eq!(
+            plain.map(|o| (o.namespace, o.name)),
+            Some(("argocd".into(), "guestbook".into()))
+        );
+        let scoped = owner_of(
+            &p,
+            &meta(&[], &[(ARGO_TRACKING_ID, "team-a_shop:/Service:shop/web")]),
+        );
+        assert_eq!(
+            scoped.map(|o| (o.namespace, o.name)),
+            Some(("team-a".into(), "shop".into()))
+        );
     }
 
     #[test]
@@ -179,15 +238,24 @@ mod tests {
         let m = meta(&[("app.kubernetes.io/instance", "guestbook")], &[]);
         assert_eq!(owner_of(&p, &m), None);
         p.owners.argo_cd.instance_label = Some("app.kubernetes.io/instance".into());
-        assert_eq!(owner_of(&p, &m).map(|o| o.kind), Some(OwnerKind::ArgoApplication));
+        assert_eq!(
+            owner_of(&p, &m).map(|o| o.kind),
+            Some(OwnerKind::ArgoApplication)
+        );
     }
 
     #[test]
     fn an_escape_hatch_annotation_change_is_found() {
         let p = Policy::default();
         let old = meta(&[(KUSTOMIZE_NAME, "apps")], &[]);
-        let new = meta(&[(KUSTOMIZE_NAME, "apps")], &[("kustomize.toolkit.fluxcd.io/reconcile", "disabled")]);
-        assert_eq!(changed_protected_key(&p, &old, &new), Some("kustomize.toolkit.fluxcd.io/reconcile"));
+        let new = meta(
+            &[(KUSTOMIZE_NAME, "apps")],
+            &[("kustomize.toolkit.fluxcd.io/reconcile", "disabled")],
+        );
+        assert_eq!(
+            changed_protected_key(&p, &old, &new),
+            Some("kustomize.toolkit.fluxcd.io/reconcile")
+        );
         assert_eq!(changed_protected_key(&p, &old, &old), None);
     }
 }

@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::guard::ownership::{ARGO_TRACKING_ID, HELM_NAME, HELM_NAMESPACE, KUSTOMIZE_NAME, KUSTOMIZE_NAMESPACE};
+use crate::guard::ownership::{
+    ARGO_TRACKING_ID, HELM_NAME, HELM_NAMESPACE, KUSTOMIZE_NAME, KUSTOMIZE_NAMESPACE,
+};
 
 pub const ALICE: &str = "alice";
 pub const KUSTOMIZE: &str = "system:serviceaccount:flux-system:kustomize-controller";
@@ -37,7 +39,8 @@ impl Obj {
     }
 
     pub fn owned_by_kustomization(self, ns: &str, name: &str) -> Self {
-        self.label(KUSTOMIZE_NAME, name).label(KUSTOMIZE_NAMESPACE, ns)
+        self.label(KUSTOMIZE_NAME, name)
+            .label(KUSTOMIZE_NAMESPACE, ns)
     }
 
     pub fn owned_by_helm_release(self, ns: &str, name: &str) -> Self {

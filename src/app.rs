@@ -1,0 +1,129 @@
+//! Wiring for `serve`: certificate, cluster view, webhook and admin listeners,
+//! and an orderly shutdown. Each subsystem exposes a router or a spawn.
+
+use std::sync::{Arc, RwLock, atomic::Ordering};
+
+use anyhow::Context;
+use axum_server::{Handle, tls_rustls::RustlsConfig};
+use prometheus::Registry;
+
+use crate::{
+    admin::{self, Readiness},
+    cluster::{reflect, view::ClusterView},
+    config::ServeArgs,
+    metrics::{AdmissionMetrics, ViewSizeCollector},
+    policy::Policy,
+    server::{self, Guard},
+    tls::{self, CertWatcher, TlsMetrics},
+};
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    args.validate().map_err(anyhow::Error::msg)?;
+    let ServeArgs {
+        listen,
+        admin_listen,
+        tls_cert,
+        tls_key,
+        policy,
+        kubeconfig,
+        request_timeout,
+        header_read_timeout,
+        cert_reload_interval,
+        shutdown_delay,
+        shutdown_grace,
+    } = args;
+    let policy = Arc::new(match policy {
+        Some(path) => Policy::load(&path)?,
+        None => Policy::default(),
+    });
+    // Validate the certificate before binding anything.
+    let loaded = tls::load(&tls_cert, &tls_key)?;
+    let registry = Registry::new();
+    let readiness = Arc::new(Readiness::default());
+    let rustls = RustlsConfig::from_config(loaded.config.clone());
+    CertWatcher::new(&loaded, rustls.clone(), TlsMetrics::new(&registry)?)
+        .with_interval(cert_reload_interval)
+        .spawn();
+    readiness.certificate_loaded.store(true, Ordering::Release);
+
+    let view = Arc::new(RwLock::new(ClusterView::default()));
+    ViewSizeCollector::register(&registry, view.clone())?;
+    let client = kube_client(kubeconfig.as_deref()).await?;
+    let ready = readiness.clone();
+    let on_synced = Arc::new(move || ready.view_synced.store(true, Ordering::Release));
+    reflect::spawn(client, policy.clone(), view.clone(), on_synced).await;
+
+    let guard = Guard {
+        policy,
+        view,
+        metrics: AdmissionMetrics::new(&registry)?,
+    };
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("--listen {listen}: cannot bind"))?;
+    listener.set_nonblocking(true)?;
+    let admin = tokio::net::TcpListener::bind(admin_listen)
+        .await
+        .with_context(|| format!("--admin-listen {admin_listen}: cannot bind"))?;
+    let handle: Handle<std::net::SocketAddr> = Handle::new();
+    let mut webhook = axum_server::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
+    webhook
+        .http_builder()
+        .http1()
+        .header_read_timeout(Some(header_read_timeout));
+    let app = server::router(guard, request_timeout);
+    let webhook = tokio::spawn(webhook.serve(app.into_make_service()));
+    readiness.listener_bound.store(true, Ordering::Release);
+    tracing::info!(%listen, %admin_listen, "serving");
+
+    let admin_app = admin::router(readiness.clone(), registry);
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(async move {
+        let stop = async move {
+            let _ = admin_stopped.await;
+        };
+        axum::serve(admin, admin_app)
+            .with_graceful_shutdown(stop)
+            .await
+    });
+
+    shutdown_signal().await;
+    tracing::info!(delay = ?shutdown_delay, grace = ?shutdown_grace, "shutting down: draining in-flight reviews");
+    readiness.listener_bound.store(false, Ordering::Release);
+    tokio::time::sleep(shutdown_delay).await;
+    handle.graceful_shutdown(Some(shutdown_grace));
+    webhook.await??;
+    let _ = admin_stop.send(());
+    admin.await??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("--kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig and not in a cluster")?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

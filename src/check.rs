@@ -1,0 +1,135 @@
+//! `gitops-guard check`: one AdmissionReview decided offline, exactly as the
+//! webhook would decide it, with a state file standing in for the cluster.
+
+use std::{io::Read, path::Path};
+
+use kube::core::DynamicObject;
+
+use crate::{
+    admission::{decision::Decision, respond, review},
+    cluster::{ingest, view::ClusterView},
+    config::CheckArgs,
+    guard::decide,
+    policy::Policy,
+};
+
+/// Invalid input or usage: exit code 2 with a one-line reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Policy(#[from] crate::policy::Error),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not YAML or JSON: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {source}")]
+    State {
+        path: String,
+        source: ingest::IngestError,
+    },
+    #[error("{path}: {source}")]
+    Review {
+        path: String,
+        source: review::DecodeError,
+    },
+}
+
+/// The decision and the response review to print.
+pub struct Outcome {
+    pub decision: Decision,
+    pub response: String,
+}
+
+pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
+    let policy = match &args.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default(),
+    };
+    let mut view = ClusterView::synced();
+    if let Some(path) = &args.cluster_state {
+        load_state(&mut view, &policy, path)?;
+    }
+    let (label, text) = read_input(&args.review)?;
+    let body = to_json(&label, &text)?;
+    let req = review::decode(&body).map_err(|source| Error::Review {
+        path: label.clone(),
+        source,
+    })?;
+    let now = args.at.unwrap_or_else(jiff::Timestamp::now);
+    let decision = decide(&policy, &view, &req, now);
+    let response =
+        serde_json::to_string_pretty(&respond::review(&req.uid, &decision)).map_err(|e| {
+            Error::Parse {
+                path: label,
+                message: e.to_string(),
+            }
+        })?;
+    Ok(Outcome { decision, response })
+}
+
+fn read_input(arg: &str) -> Result<(String, String), Error> {
+    let mut text = String::new();
+    if arg == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|source| Error::Read {
+                path: "stdin".into(),
+                source,
+            })?;
+        return Ok(("stdin".into(), text));
+    }
+    let text = std::fs::read_to_string(arg).map_err(|source| Error::Read {
+        path: arg.into(),
+        source,
+    })?;
+    Ok((arg.to_owned(), text))
+}
+
+/// JSON passes through untouched; YAML is converted to JSON first.
+fn to_json(label: &str, text: &str) -> Result<Vec<u8>, Error> {
+    if text.trim_start().starts_with('{') {
+        return Ok(text.as_bytes().to_vec());
+    }
+    let parse = |message: String| Error::Parse {
+        path: label.to_owned(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| parse(e.to_string()))?;
+    serde_json::to_vec(&value).map_err(|e| parse(e.to_string()))
+}
+
+pub fn load_state(view: &mut ClusterView, policy: &Policy, path: &Path) -> Result<(), Error> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: label.clone(),
+        source,
+    })?;
+    let parse = |message: String| Error::Parse {
+        path: label.clone(),
+        message,
+    };
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&text).map_err(|e| parse(e.to_string()))?;
+    for (index, doc) in docs.into_iter().enumerate().filter(|(_, d)| !d.is_null()) {
+        // A `kind: List` (kubectl get -o yaml) contributes its items.
+        let items = match doc.get("items").and_then(|i| i.as_array()) {
+            Some(items) if doc.get("kind").and_then(|k| k.as_str()) == Some("List") => {
+                items.clone()
+            }
+            _ => vec![doc],
+        };
+        for item in items {
+            let obj: DynamicObject = serde_json::from_value(item)
+                .map_err(|e| parse(format!("document {index}: {e}")))?;
+            ingest::apply(view, policy, index, obj).map_err(|source| Error::State {
+                path: label.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}

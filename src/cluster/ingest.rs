@@ -1,0 +1,165 @@
+//! Turning Kubernetes objects into cluster-view entries. Used by the
+//! reflectors and by `check --cluster-state`, so both see the same view.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::DynamicObject;
+use serde_json::Value;
+
+use super::{
+    breakglass::BreakGlassSpec,
+    view::{ClusterView, FluxObject, Grant, NamespaceFacts, ParentMeta, ScaleKey},
+};
+use crate::{
+    guard::ownership::{ARGO_TRACKING_ID, OwnerKind},
+    policy::Policy,
+};
+
+/// Kinds whose `/scale` the guard resolves to a parent: (group, kind, resource).
+pub const SCALE_PARENTS: [(&str, &str, &str); 4] = [
+    ("apps", "Deployment", "deployments"),
+    ("apps", "StatefulSet", "statefulsets"),
+    ("apps", "ReplicaSet", "replicasets"),
+    ("", "ReplicationController", "replicationcontrollers"),
+];
+
+pub const KUSTOMIZATION_GROUP: &str = "kustomize.toolkit.fluxcd.io";
+pub const HELM_RELEASE_GROUP: &str = "helm.toolkit.fluxcd.io";
+
+pub fn namespace_facts(meta: &ObjectMeta) -> NamespaceFacts {
+    NamespaceFacts {
+        labels: meta.labels.clone().unwrap_or_default(),
+        terminating: meta.deletion_timestamp.is_some(),
+    }
+}
+
+pub fn grant(meta: &ObjectMeta, spec: BreakGlassSpec) -> Grant {
+    Grant {
+        name: meta.name.clone().unwrap_or_default(),
+        spec,
+        created: meta.creation_timestamp.as_ref().map(|t| t.0),
+    }
+}
+
+/// Keeps every label (small) but only the annotations ownership reads.
+pub fn parent_meta(policy: &Policy, meta: &ObjectMeta) -> ParentMeta {
+    let wanted = |key: &String| {
+        key == ARGO_TRACKING_ID
+            || policy
+                .owners
+                .custom
+                .iter()
+                .any(|c| c.annotation.as_ref() == Some(key))
+    };
+    let annotations = meta.annotations.iter().flatten();
+    ParentMeta {
+        labels: meta.labels.clone().unwrap_or_default(),
+        annotations: annotations
+            .filter(|(k, _)| wanted(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+pub fn scale_key(group: &str, resource: &str, meta: &ObjectMeta) -> ScaleKey {
+    let ns = meta.namespace.clone().unwrap_or_default();
+    (
+        group.to_owned(),
+        resource.to_owned(),
+        ns,
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// What a Kustomization or HelmRelease spec says about who applies it and from where.
+pub fn flux_object(kind: OwnerKind, spec: &Value) -> FluxObject {
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let source_ref = match kind {
+        OwnerKind::HelmRelease => spec
+            .pointer("/chart/spec/sourceRef")
+            .or_else(|| spec.get("chartRef")),
+        _ => spec.get("sourceRef"),
+    };
+    let source = source_ref.and_then(|r| {
+        let kind = r.get("kind")?.as_str()?;
+        let name = r.get("name")?.as_str()?;
+        Some(match r.get("namespace").and_then(Value::as_str) {
+            Some(ns) => format!("{kind} {ns}/{name}"),
+            None => format!("{kind} {name}"),
+        })
+    });
+    let path = match kind {
+        OwnerKind::HelmRelease => spec
+            .pointer("/chart/spec/chart")
+            .and_then(text)
+            .map(|c| format!("chart {c}")),
+        _ => spec.get("path").and_then(text),
+    };
+    FluxObject {
+        service_account: spec.get("serviceAccountName").and_then(text),
+        source,
+        path,
+    }
+}
+
+/// Why a cluster-state document was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("document {index}: {message}")]
+    Document { index: usize, message: String },
+}
+
+/// Adds one object of any supported kind to the view; other kinds are
+/// reported so a typo in a state file is not silently ignored.
+pub fn apply(
+    view: &mut ClusterView,
+    policy: &Policy,
+    index: usize,
+    obj: DynamicObject,
+) -> Result<(), IngestError> {
+    let err = |message: String| IngestError::Document { index, message };
+    let types = obj
+        .types
+        .clone()
+        .ok_or_else(|| err("missing apiVersion/kind".into()))?;
+    let group = types.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    let meta = &obj.metadata;
+    let name = meta
+        .name
+        .clone()
+        .ok_or_else(|| err("missing metadata.name".into()))?;
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let spec = obj.data.get("spec").cloned().unwrap_or(Value::Null);
+    match (group, types.kind.as_str()) {
+        ("", "Namespace") => view.upsert_namespace(name, namespace_facts(meta)),
+        ("gitops-guard.io", "BreakGlass") => {
+            let spec: BreakGlassSpec = serde_json::from_value(spec)
+                .map_err(|e| err(format!("BreakGlass {ns}/{name}: {e}")))?;
+            view.upsert_grant(ns, grant(meta, spec));
+        }
+        (KUSTOMIZATION_GROUP, "Kustomization") => {
+            view.upsert_flux(
+                OwnerKind::Kustomization,
+                ns,
+                name,
+                flux_object(OwnerKind::Kustomization, &spec),
+            );
+        }
+        (HELM_RELEASE_GROUP, "HelmRelease") => {
+            view.upsert_flux(
+                OwnerKind::HelmRelease,
+                ns,
+                name,
+                flux_object(OwnerKind::HelmRelease, &spec),
+            );
+        }
+        (group, kind) => {
+            let parent = SCALE_PARENTS
+                .iter()
+                .find(|(g, k, _)| *g == group && *k == kind);
+            let (g, _, resource) =
+                parent.ok_or_else(|| err(format!("unsupported kind {}", types.kind)))?;
+            view.upsert_scale_parent(scale_key(g, resource, meta), parent_meta(policy, meta));
+        }
+    }
+    Ok(())
+}

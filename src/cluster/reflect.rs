@@ -1,0 +1,220 @@
+//! Reflectors: kube watchers that keep the `ClusterView` current. A relist is
+//! buffered and swapped in under one write lock, so a decision never sees a
+//! half-filled category.
+
+use std::{
+    fmt::Debug,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta},
+    runtime::{WatchStreamExt, watcher},
+};
+
+use super::{
+    breakglass::BreakGlass,
+    ingest::{self, HELM_RELEASE_GROUP, KUSTOMIZATION_GROUP, SCALE_PARENTS},
+    view::{Category, ClusterView},
+};
+use crate::{guard::ownership::OwnerKind, policy::Policy};
+
+type Shared = Arc<RwLock<ClusterView>>;
+
+/// Counts watchers still doing their first list; the view is synced at zero.
+#[derive(Clone)]
+struct SyncGate {
+    pending: Arc<AtomicUsize>,
+    view: Shared,
+    on_synced: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl SyncGate {
+    fn done(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            write(&self.view).set_synced(true);
+            (self.on_synced)();
+            tracing::info!("cluster view synced");
+        }
+    }
+}
+
+fn write(view: &Shared) -> std::sync::RwLockWriteGuard<'_, ClusterView> {
+    view.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How one watcher's objects enter and leave the view.
+struct Sink<K> {
+    name: String,
+    category: Category<'static>,
+    upsert: Box<dyn Fn(&mut ClusterView, &K) + Send>,
+    remove: Box<dyn Fn(&mut ClusterView, &K) + Send>,
+}
+
+async fn run<K, S>(stream: S, sink: Sink<K>, view: Shared, gate: SyncGate)
+where
+    K: Debug + Send,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    let mut stream = std::pin::pin!(stream);
+    let (mut relist, mut synced) = (Vec::new(), false);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(obj)) => (sink.upsert)(&mut write(&view), &obj),
+            Ok(watcher::Event::Delete(obj)) => (sink.remove)(&mut write(&view), &obj),
+            Ok(watcher::Event::Init) => relist.clear(),
+            Ok(watcher::Event::InitApply(obj)) => relist.push(obj),
+            Ok(watcher::Event::InitDone) => {
+                let mut v = write(&view);
+                v.clear(sink.category);
+                relist.drain(..).for_each(|obj| (sink.upsert)(&mut v, &obj));
+                drop(v);
+                if !std::mem::replace(&mut synced, true) {
+                    tracing::debug!(watcher = %sink.name, "initial list done");
+                    gate.done();
+                }
+            }
+            Err(e) => tracing::warn!(watcher = %sink.name, error = %e, "watch failed; retrying"),
+        }
+    }
+}
+
+/// Starts every reflector; `on_synced` runs once all have listed.
+pub async fn spawn(
+    client: Client,
+    policy: Arc<Policy>,
+    view: Shared,
+    on_synced: Arc<dyn Fn() + Send + Sync>,
+) {
+    let mut tasks: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
+    let gate = SyncGate {
+        pending: Arc::new(AtomicUsize::new(0)),
+        view: view.clone(),
+        on_synced,
+    };
+    let cfg = watcher::Config::default;
+
+    let ns_sink = Sink::<PartialObjectMeta<Namespace>> {
+        name: "namespaces".into(),
+        category: Category::Namespaces,
+        upsert: Box::new(|v, o| {
+            v.upsert_namespace(
+                o.metadata.name.clone().unwrap_or_default(),
+                ingest::namespace_facts(&o.metadata),
+            )
+        }),
+        remove: Box::new(|v, o| v.remove_namespace(o.metadata.name.as_deref().unwrap_or_default())),
+    };
+    let stream = watcher::watcher(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        cfg(),
+    )
+    .default_backoff();
+    tasks.push(Box::pin(run(stream, ns_sink, view.clone(), gate.clone())));
+
+    for (group, kind, resource) in SCALE_PARENTS {
+        let gvk = GroupVersionKind::gvk(group, "v1", kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, resource);
+        let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar);
+        let p = policy.clone();
+        let sink = Sink::<PartialObjectMeta<DynamicObject>> {
+            name: resource.into(),
+            category: Category::ScaleParents(resource),
+            upsert: Box::new(move |v, o| {
+                v.upsert_scale_parent(
+                    ingest::scale_key(group, resource, &o.metadata),
+                    ingest::parent_meta(&p, &o.metadata),
+                )
+            }),
+            remove: Box::new(move |v, o| {
+                v.remove_scale_parent(&ingest::scale_key(group, resource, &o.metadata))
+            }),
+        };
+        let stream = watcher::watcher(api, cfg()).default_backoff();
+        tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
+    }
+
+    if installed(
+        &client,
+        &GroupVersionKind::gvk("gitops-guard.io", "v1alpha1", "BreakGlass"),
+    )
+    .await
+    {
+        let sink = Sink::<BreakGlass> {
+            name: "breakglasses".into(),
+            category: Category::Grants,
+            upsert: Box::new(|v, o| {
+                v.upsert_grant(
+                    o.metadata.namespace.clone().unwrap_or_default(),
+                    ingest::grant(&o.metadata, o.spec.clone()),
+                )
+            }),
+            remove: Box::new(|v, o| {
+                v.remove_grant(
+                    o.metadata.namespace.as_deref().unwrap_or_default(),
+                    o.metadata.name.as_deref().unwrap_or_default(),
+                )
+            }),
+        };
+        let stream =
+            watcher::watcher(Api::<BreakGlass>::all(client.clone()), cfg()).default_backoff();
+        tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
+    } else {
+        tracing::warn!("BreakGlass CRD not installed: no break-glass grants will be honoured");
+    }
+
+    let flux = [
+        (
+            OwnerKind::Kustomization,
+            GroupVersionKind::gvk(KUSTOMIZATION_GROUP, "v1", "Kustomization"),
+        ),
+        (
+            OwnerKind::HelmRelease,
+            GroupVersionKind::gvk(HELM_RELEASE_GROUP, "v2", "HelmRelease"),
+        ),
+    ];
+    for (owner_kind, gvk) in flux {
+        if !installed(&client, &gvk).await {
+            tracing::info!(kind = %gvk.kind, "Flux CRD not installed: using the policy's default reconcilers");
+            continue;
+        }
+        let api = Api::<DynamicObject>::all_with(client.clone(), &ApiResource::from_gvk(&gvk));
+        let key = |o: &DynamicObject| {
+            (
+                o.metadata.namespace.clone().unwrap_or_default(),
+                o.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        let sink = Sink::<DynamicObject> {
+            name: gvk.kind.clone(),
+            category: Category::Flux(owner_kind),
+            upsert: Box::new(move |v, o| {
+                let (ns, name) = key(o);
+                let spec = o.data.get("spec").cloned().unwrap_or_default();
+                v.upsert_flux(owner_kind, ns, name, ingest::flux_object(owner_kind, &spec));
+            }),
+            remove: Box::new(move |v, o| {
+                let (ns, name) = key(o);
+                v.remove_flux(owner_kind, &ns, &name);
+            }),
+        };
+        let stream = watcher::watcher(api, cfg()).default_backoff();
+        tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
+    }
+
+    gate.pending.store(tasks.len(), Ordering::Release);
+    for task in tasks {
+        tokio::spawn(task);
+    }
+}
+
+async fn installed(client: &Client, gvk: &GroupVersionKind) -> bool {
+    kube::discovery::pinned_kind(client, gvk).await.is_ok()
+}

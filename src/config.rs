@@ -1,0 +1,137 @@
+//! Command-line flags (clap derive, every flag also an environment variable).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::duration::parse_duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitops-guard",
+    version,
+    about = "Only the GitOps reconciler may change what Git owns."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log line format.
+    #[arg(long, env = "GITOPS_GUARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the admission webhook (HTTPS) and the admin endpoints (HTTP).
+    Serve(ServeArgs),
+    /// Decide one AdmissionReview offline and print the response review.
+    Check(CheckArgs),
+    /// Generate a CA and a serving certificate for the webhook Service.
+    Cert(CertArgs),
+    /// Print the BreakGlass CustomResourceDefinition.
+    Crd,
+    /// Print the embedded default policy.
+    Policy,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Webhook HTTPS address.
+    #[arg(long, env = "GITOPS_GUARD_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Admin HTTP address (/healthz, /readyz, /metrics).
+    #[arg(
+        long,
+        env = "GITOPS_GUARD_ADMIN_LISTEN",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub admin_listen: SocketAddr,
+    /// PEM certificate chain served to the apiserver.
+    #[arg(long, env = "GITOPS_GUARD_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "GITOPS_GUARD_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// Policy file (YAML); the embedded defaults apply without one.
+    #[arg(long, env = "GITOPS_GUARD_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// kubeconfig to watch the cluster with; in-cluster config otherwise.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Deadline for one review; keep it below the webhook's timeoutSeconds.
+    #[arg(long, env = "GITOPS_GUARD_REQUEST_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Time a client gets to send request headers.
+    #[arg(long, env = "GITOPS_GUARD_HEADER_READ_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Re-read the certificate at least this often (file events also trigger it).
+    #[arg(long, env = "GITOPS_GUARD_CERT_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub cert_reload_interval: Duration,
+    /// On SIGTERM, keep accepting this long (endpoints catch up), then drain.
+    #[arg(long, env = "GITOPS_GUARD_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+    /// Longest wait for in-flight reviews to finish after SIGTERM.
+    #[arg(long, env = "GITOPS_GUARD_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl ServeArgs {
+    /// Cross-field rules, checked once, naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.request_timeout.is_zero() || self.request_timeout > Duration::from_secs(29) {
+            return Err(
+                "--request-timeout must be between 1ms and 29s (webhooks time out at 30s at most)"
+                    .into(),
+            );
+        }
+        if self.listen == self.admin_listen {
+            return Err("--admin-listen must differ from --listen".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Policy file (YAML); the embedded defaults apply without one.
+    #[arg(long, env = "GITOPS_GUARD_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Objects standing in for the cluster view: a YAML/JSON stream of
+    /// Namespaces, BreakGlass grants, scale parents, Kustomizations, HelmReleases.
+    #[arg(long)]
+    pub cluster_state: Option<PathBuf>,
+    /// Decide as of this time (RFC 3339) instead of now, e.g. for grant expiry.
+    #[arg(long)]
+    pub at: Option<jiff::Timestamp>,
+    /// The AdmissionReview (JSON or YAML); `-` or nothing reads stdin.
+    #[arg(default_value = "-")]
+    pub review: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// Service name of the webhook.
+    #[arg(long, default_value = "gitops-guard")]
+    pub service: String,
+    /// Namespace of the webhook Service.
+    #[arg(long, default_value = "gitops-guard")]
+    pub namespace: String,
+    /// Extra DNS names.
+    #[arg(long = "dns")]
+    pub dns: Vec<String>,
+    /// Extra IP addresses.
+    #[arg(long = "ip")]
+    pub ips: Vec<std::net::IpAddr>,
+    /// Validity of the certificates, in days.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Directory to write ca.crt, tls.crt and tls.key to.
+    #[arg(long)]
+    pub out: PathBuf,
+}

@@ -1,0 +1,133 @@
+//! The webhook's HTTP shell: decode, call the pure core, encode. One span a
+//! review; object bodies are never logged.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use tower_http::timeout::TimeoutLayer;
+use tracing::{Level, field::Empty};
+
+use crate::{
+    admission::{decision::Decision, respond, review},
+    cluster::view::ClusterView,
+    guard::decide,
+    metrics::{AdmissionMetrics, InFlight},
+    policy::Policy,
+};
+
+/// controller-runtime allows 7 MiB; the apiserver's own request limit is 3 MiB
+/// of object, so 8 MiB covers any review carrying two of them.
+pub const BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Everything a review needs, shared by all requests.
+#[derive(Clone)]
+pub struct Guard {
+    pub policy: Arc<Policy>,
+    pub view: Arc<RwLock<ClusterView>>,
+    pub metrics: AdmissionMetrics,
+}
+
+impl Guard {
+    /// Decides one decoded request against the current view.
+    pub fn decide(&self, req: &review::Request<'_>) -> Decision {
+        let view = self
+            .view
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        decide(&self.policy, &view, req, jiff::Timestamp::now())
+    }
+}
+
+/// `POST /validate`, with the body limit and a deadline below the webhook timeout.
+pub fn router(guard: Guard, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .with_state(guard)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let value = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = value.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json")
+}
+
+async fn validate(State(guard): State<Guard>, headers: HeaderMap, body: Bytes) -> Response {
+    let metrics = &guard.metrics;
+    if !is_json(&headers) {
+        metrics.invalid.with_label_values(&["content-type"]).inc();
+        let review = respond::invalid(&"Content-Type must be application/json");
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(review)).into_response();
+    }
+    let _in_flight = InFlight::start(&metrics.in_flight);
+    let _timer = metrics
+        .duration
+        .with_label_values(&["validate"])
+        .start_timer();
+    let req = match review::decode(&body) {
+        Ok(req) => req,
+        Err(e) => {
+            metrics.invalid.with_label_values(&[e.cause()]).inc();
+            tracing::warn!(cause = e.cause(), error = %e, "invalid admission review");
+            return (StatusCode::BAD_REQUEST, Json(respond::invalid(&e))).into_response();
+        }
+    };
+    let span = tracing::info_span!(
+        "review",
+        uid = %req.uid,
+        kind = %req.kind.kind,
+        namespace = req.namespace(),
+        name = %req.name,
+        user = %req.user_info.username,
+        operation = req.operation.as_str(),
+        dry_run = req.dry_run,
+        decision = Empty,
+        reason = Empty,
+    );
+    let _entered = span.enter();
+    let decision = guard.decide(&req);
+    record(&guard, &span, &req, &decision);
+    Json(respond::review(&req.uid, &decision)).into_response()
+}
+
+fn record(guard: &Guard, span: &tracing::Span, req: &review::Request<'_>, decision: &Decision) {
+    let (verdict, reason) = (decision.verdict(), decision.reason().as_str());
+    span.record("decision", verdict).record("reason", reason);
+    let labels = ["validate", req.operation.as_str(), verdict, reason];
+    guard.metrics.requests.with_label_values(&labels).inc();
+    if decision.reason() == crate::admission::decision::Reason::BreakGlass {
+        guard
+            .metrics
+            .break_glass_uses
+            .with_label_values(&[req.operation.as_str()])
+            .inc();
+    }
+    // Manual changes are worth a line at info; routine allows only at debug.
+    let routine = matches!(decision, Decision::Allow { warnings, .. } if warnings.is_empty())
+        && !matches!(
+            decision.reason(),
+            crate::admission::decision::Reason::Audited
+        );
+    if routine {
+        tracing::event!(Level::DEBUG, "allowed");
+    } else {
+        tracing::event!(Level::INFO, "manual change reviewed");
+    }
+}
