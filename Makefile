@@ -1,0 +1,41 @@
+# gitops-guard developer entry points. RUN_DIR holds the local control plane.
+RUN_DIR ?= $(CURDIR)/.run
+
+.PHONY: demo up down test test-unit test-e2e lint bench crd
+
+## demo: start the local control plane and the guard, then a narrated scenario
+demo:
+	scripts/demo.sh $(RUN_DIR)
+
+## up: start the local control plane + gitops-guard (see .run/env)
+up:
+	scripts/up.sh $(RUN_DIR)
+
+## down: stop everything `up` started and remove $(RUN_DIR)
+down:
+	scripts/down.sh $(RUN_DIR)
+
+## test: every test: unit, router, CLI, TLS and end-to-end against a real apiserver
+test:
+	tests/cluster/build.sh
+	cargo test --all-targets
+
+## test-unit: everything but the end-to-end suite
+test-unit:
+	cargo test --lib --bins --test router --test bad_input --test cli --test tls_reload
+
+## test-e2e: only the end-to-end suite
+test-e2e:
+	tests/cluster/build.sh
+	cargo test --test e2e
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+bench:
+	cargo bench --bench review
+
+## crd: regenerate manifests/crds/breakglass.yaml from the Rust type
+crd:
+	cargo run --quiet -- crd > manifests/crds/breakglass.yaml

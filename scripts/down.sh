@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Stop everything scripts/up.sh started, by PID, and remove its run directory.
+#   scripts/down.sh [RUN_DIR]      default RUN_DIR: .run
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+run=${1:-${GG_RUN_DIR:-$root/.run}}
+[ -d "$run/pids" ] || { echo "down: nothing running from $run"; rm -rf "$run"; exit 0; }
+
+stop() { # stop NAME: SIGTERM the process group, SIGKILL after 15 s
+  local file="$run/pids/$1.pid" pid
+  [ -f "$file" ] || return 0
+  pid=$(cat "$file")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "down: $1 (pid $pid) ignored SIGTERM; killing it"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+    fi
+  fi
+  echo "down: stopped $1"
+  rm -f "$file"
+}
+stop guard
+stop cluster
+if [ "${GG_KEEP_RUN_DIR:-}" = 1 ]; then
+  echo "down: logs kept in $run"
+else
+  rm -rf "$run"
+fi

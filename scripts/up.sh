@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Start the local control plane (etcd + kube-apiserver + kube-controller-manager
+# from tests/cluster), Flux's identities and CRDs, and gitops-guard behind the
+# webhook registration from manifests/ (overlay manifests/local).
+#
+#   scripts/up.sh [RUN_DIR]        default RUN_DIR: .run
+#
+# Everything started is recorded in RUN_DIR/pids; scripts/down.sh stops it.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+run=${1:-${GG_RUN_DIR:-$root/.run}}
+mkdir -p "$run"
+run=$(cd "$run" && pwd)
+kubectl="$root/tests/cluster/bin/kubectl"
+guard_bin=${GG_GUARD_BIN:-$root/target/debug/gitops-guard}
+
+say() { printf '==> %s\n' "$*"; }
+fail() {
+  printf 'up: %s\n' "$*" >&2
+  printf 'up: logs are in %s/logs; run scripts/down.sh %s to clean up\n' "$run" "$run" >&2
+  exit 1
+}
+
+if [ -f "$run/pids/cluster.pid" ] && kill -0 "$(cat "$run/pids/cluster.pid")" 2>/dev/null; then
+  fail "a control plane from $run is already running (pid $(cat "$run/pids/cluster.pid")); run 'make down' first"
+fi
+rm -rf "$run/cluster" "$run/certs" "$run/pids" "$run/logs" "$run/env"
+mkdir -p "$run/pids" "$run/logs"
+
+# A port nobody listens on, from a range unlikely to be taken.
+free_port() {
+  local port
+  for port in $(seq "$1" $(($1 + 200))); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local deadline=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+  say "$what"
+}
+
+say "building the control-plane harness (cached)"
+"$root/tests/cluster/build.sh" || fail "building tests/cluster failed"
+if [ -z "${GG_GUARD_BIN:-}" ]; then
+  say "building gitops-guard"
+  (cd "$root" && cargo build --quiet --bin gitops-guard) || fail "cargo build failed"
+fi
+
+api_port=${GG_API_PORT:-$(free_port 16443)} || fail "no free port for kube-apiserver"
+say "starting etcd, kube-apiserver (127.0.0.1:$api_port) and kube-controller-manager"
+setsid "$root/tests/cluster/bin/gg-cluster" up --dir "$run/cluster" --port "$api_port" \
+  >"$run/logs/gg-cluster.log" 2>&1 </dev/null &
+echo $! >"$run/pids/cluster.pid"
+wait_for 120 "control plane ready" test -f "$run/cluster/ready" ||
+  fail "control plane not ready after 120s; see $run/logs/gg-cluster.log and $run/cluster/logs/"
+export KUBECONFIG="$run/cluster/admin.kubeconfig"
+wait_for 60 "API answering" "$kubectl" get --raw /readyz || fail "kube-apiserver /readyz not ok"
+
+say "installing Flux identities, minimal Flux CRDs and users' RBAC"
+"$kubectl" apply -f "$root/tests/e2e/manifests/" >"$run/logs/bootstrap.log" || fail "bootstrap apply failed"
+wait_for 30 "Flux CRDs established" "$kubectl" wait --for=condition=Established --timeout=1s \
+  crd/kustomizations.kustomize.toolkit.fluxcd.io crd/helmreleases.helm.toolkit.fluxcd.io ||
+  fail "Flux CRDs not established"
+
+token_kubeconfig() { # token_kubeconfig NAMESPACE SERVICEACCOUNT
+  local file="$run/cluster/$2.kubeconfig" token
+  token=$("$kubectl" create token "$2" -n "$1" --duration=24h) || fail "TokenRequest for $1/$2 failed"
+  cp "$run/cluster/admin.kubeconfig" "$file"
+  KUBECONFIG=$file "$kubectl" config set-credentials "$2" --token="$token" >/dev/null
+  KUBECONFIG=$file "$kubectl" config set-context --current --user="$2" >/dev/null
+}
+token_kubeconfig flux-system kustomize-controller
+token_kubeconfig flux-system helm-controller
+token_kubeconfig argocd argocd-application-controller
+
+say "installing the BreakGlass CRD (manifests/crds)"
+"$kubectl" apply -k "$root/manifests/crds" >>"$run/logs/bootstrap.log" || fail "applying manifests/crds failed"
+wait_for 30 "BreakGlass CRD established" "$kubectl" wait --for=condition=Established --timeout=1s \
+  crd/breakglasses.gitops-guard.io || fail "BreakGlass CRD not established"
+
+say "generating the webhook certificate with gitops-guard cert"
+ca_bundle=$("$guard_bin" cert --out "$run/certs" --ip 127.0.0.1 --dns localhost) || fail "gitops-guard cert failed"
+
+guard_port=${GG_GUARD_PORT:-$(free_port 18443)} || fail "no free port for the webhook"
+admin_port=${GG_ADMIN_PORT:-$(free_port 19090)} || fail "no free port for the admin listener"
+say "starting gitops-guard serve on 127.0.0.1:$guard_port (admin 127.0.0.1:$admin_port)"
+cat >"$run/guard.env" <<EOF
+GUARD_PORT=$guard_port
+ADMIN_PORT=$admin_port
+EOF
+"$root/scripts/guard.sh" start "$run" &
+guard_starting=$!
+
+say "registering the webhook from manifests/local"
+"$kubectl" kustomize "$root/manifests/local" | sed -e "s/GUARD_PORT/$guard_port/g" -e "s/CA_BUNDLE/$ca_bundle/g" \
+  >"$run/webhook.yaml" || fail "kubectl kustomize manifests/local failed"
+"$kubectl" apply -f "$run/webhook.yaml" >>"$run/logs/bootstrap.log" || fail "registering the webhook failed"
+wait "$guard_starting" || fail "gitops-guard did not become ready; see $run/logs/guard.log"
+say "gitops-guard ready"
+
+# The apiserver picks up new webhook configurations asynchronously: wait until
+# a spoofed create is really denied.
+spoof() {
+  KUBECONFIG="$run/cluster/alice.kubeconfig" "$kubectl" apply --dry-run=server -f - <<'EOF' 2>&1 | grep -q gitops-guard
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: gg-probe
+  namespace: default
+  labels: {kustomize.toolkit.fluxcd.io/name: probe, kustomize.toolkit.fluxcd.io/namespace: flux-system}
+EOF
+}
+wait_for 60 "webhook in force" spoof || fail "the apiserver never called the webhook; see $run/logs/guard.log"
+
+cat >"$run/env" <<EOF
+export KUBECONFIG=$run/cluster/admin.kubeconfig
+export PATH=$root/tests/cluster/bin:\$PATH
+# as alice (group developers):  KUBECONFIG=$run/cluster/alice.kubeconfig kubectl ...
+# as Flux:                       KUBECONFIG=$run/cluster/kustomize-controller.kubeconfig kubectl ...
+EOF
+say "up. To use it:"
+cat "$run/env"

@@ -1,0 +1,159 @@
+//! The local control plane as the e2e tests see it: started once per run by
+//! scripts/up.sh, driven through the real kubectl as real identities.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub type Outcome = Result<(), String>;
+
+pub struct Cluster {
+    pub root: PathBuf,
+    pub run: PathBuf,
+    kubectl: PathBuf,
+}
+
+/// What one kubectl invocation did.
+#[derive(Debug)]
+pub struct Out {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Fails unless the command succeeded.
+    pub fn allowed(self, what: &str) -> Result<Out, String> {
+        if self.ok { Ok(self) } else { Err(format!("{what}: expected success, got:\n{}", self.stderr)) }
+    }
+
+    /// Fails unless the guard denied the command.
+    pub fn denied(self, what: &str) -> Result<Out, String> {
+        let by_guard = self.stderr.contains("gitops-guard.io\" denied the request");
+        if !self.ok && by_guard { Ok(self) } else { Err(format!("{what}: expected a gitops-guard denial, got ok={}:\n{}{}", self.ok, self.stdout, self.stderr)) }
+    }
+
+    pub fn mentions(self, needle: &str) -> Result<Out, String> {
+        let all = format!("{}{}", self.stdout, self.stderr);
+        if all.contains(needle) { Ok(self) } else { Err(format!("expected {needle:?} in:\n{all}")) }
+    }
+}
+
+impl Cluster {
+    /// Starts the control plane and the guard into `run`.
+    pub fn up(run: &Path) -> Result<Self, String> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let kubectl = root.join("tests/cluster/bin/kubectl");
+        if !root.join("tests/cluster/bin/gg-cluster").exists() {
+            return Err("tests/cluster/bin/gg-cluster is missing: run tests/cluster/build.sh (make test does)".into());
+        }
+        let status = Command::new(root.join("scripts/up.sh"))
+            .arg(run)
+            .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
+            .status()
+            .map_err(|e| format!("scripts/up.sh: {e}"))?;
+        let cluster = Cluster { root, run: run.to_path_buf(), kubectl };
+        if !status.success() {
+            cluster.down(true);
+            return Err(format!("scripts/up.sh failed; logs kept in {}", run.display()));
+        }
+        Ok(cluster)
+    }
+
+    pub fn down(&self, keep_logs: bool) {
+        let mut cmd = Command::new(self.root.join("scripts/down.sh"));
+        cmd.arg(&self.run);
+        if keep_logs {
+            cmd.env("GG_KEEP_RUN_DIR", "1");
+        }
+        let _ = cmd.status();
+    }
+
+    /// `scripts/guard.sh start|stop`: take the webhook away and bring it back.
+    pub fn guard(&self, action: &str) -> Outcome {
+        let status = Command::new(self.root.join("scripts/guard.sh"))
+            .args([action, &self.run.display().to_string()])
+            .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() { Ok(()) } else { Err(format!("guard.sh {action} failed")) }
+    }
+
+    pub fn kubeconfig(&self, who: &str) -> PathBuf {
+        self.run.join("cluster").join(format!("{who}.kubeconfig"))
+    }
+
+    /// Runs kubectl as `who`: `admin`, `alice`, `bob`, `carol` (client
+    /// certificates) or `kustomize-controller`, `helm-controller`,
+    /// `argocd-application-controller` (TokenRequest tokens).
+    pub fn kubectl(&self, who: &str, args: &[&str]) -> Out {
+        self.kubectl_with(who, args, None, &[])
+    }
+
+    pub fn kubectl_stdin(&self, who: &str, args: &[&str], stdin: &str) -> Out {
+        self.kubectl_with(who, args, Some(stdin), &[])
+    }
+
+    pub fn kubectl_with(&self, who: &str, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Out {
+        let mut cmd = Command::new(&self.kubectl);
+        cmd.args(args).env("KUBECONFIG", self.kubeconfig(who)).envs(env.iter().copied());
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let output = cmd.spawn().and_then(|mut child| {
+            if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+                pipe.write_all(text.as_bytes())?;
+            }
+            child.wait_with_output()
+        });
+        match output {
+            Ok(o) => Out {
+                ok: o.status.success(),
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            },
+            Err(e) => Out { ok: false, stdout: String::new(), stderr: format!("cannot run kubectl: {e}") },
+        }
+    }
+
+    /// A fresh namespace for one test, with optional labels.
+    pub fn namespace(&self, name: &str, labels: &[&str]) -> Result<String, String> {
+        self.kubectl("admin", &["create", "namespace", name]).allowed("create namespace")?;
+        if !labels.is_empty() {
+            let mut args = vec!["label", "namespace", name];
+            args.extend_from_slice(labels);
+            self.kubectl("admin", &args).allowed("label namespace")?;
+        }
+        Ok(name.to_owned())
+    }
+}
+
+/// Polls `check` until it passes or `limit` runs out; the last error explains.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> Outcome) -> Outcome {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check() {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(format!("still failing after {limit:?}: {e}")),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// A Deployment owned by the Flux Kustomization `flux-system/apps`.
+pub fn flux_deployment(ns: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\n  labels:\n    app: web\n    \
+         kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\n\
+         spec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    \
+         metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: web, image: nginx:1.27}}]\n"
+    )
+}
+
+/// Server-side apply as Flux's kustomize-controller does it.
+pub fn flux_apply(c: &Cluster, manifest: &str) -> Result<Out, String> {
+    let args = ["apply", "--server-side", "--field-manager=kustomize-controller", "-f", "-"];
+    c.kubectl_stdin("kustomize-controller", &args, manifest).allowed("the reconciler's server-side apply")
+}
