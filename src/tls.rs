@@ -316,6 +316,8 @@ impl CertWatcher {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ticker.tick().await;
+        // Catch a change made between `load` and the watch being set up.
+        self.check().await;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -342,20 +344,23 @@ impl CertWatcher {
             }
             Attempt::Unreadable(error) => Err(error),
         };
+        self.apply(loaded);
+    }
+
+    fn apply(&self, loaded: Result<Loaded, String>) {
+        let cert = self.paths.cert.display();
         match loaded {
             Ok(loaded) => {
-                self.rustls_config
-                    .reload_from_config(Arc::clone(&loaded.config));
+                let config = Arc::clone(&loaded.config);
+                self.rustls_config.reload_from_config(config);
                 self.metrics.record(ReloadResult::Success);
                 self.metrics.serving(&loaded);
-                tracing::info!(
-                    not_after = loaded.not_after,
-                    "reloaded the serving certificate"
-                );
+                let not_after = loaded.not_after;
+                tracing::info!(%cert, not_after, "reloaded the serving certificate");
             }
             Err(error) => {
                 self.metrics.record(ReloadResult::Failure);
-                tracing::warn!(%error, "serving certificate reload failed; keeping the last good one");
+                tracing::warn!(%cert, %error, "reload failed; keeping the last good certificate");
             }
         }
     }

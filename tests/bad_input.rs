@@ -26,24 +26,42 @@ fn app() -> (Router, Registry) {
     let registry = Registry::new();
     let metrics = AdmissionMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
     let view = Arc::new(RwLock::new(ClusterView::synced()));
-    let guard = Guard { policy: Arc::new(Policy::default()), view, metrics };
+    let guard = Guard {
+        policy: Arc::new(Policy::default()),
+        view,
+        metrics,
+    };
     (router(guard, Duration::from_secs(4)), registry)
 }
 
 fn invalid_count(registry: &Registry, cause: &str) -> u64 {
     let families = registry.gather();
-    let family = families.iter().find(|f| f.name() == "gitops_guard_admission_invalid_total");
+    let family = families
+        .iter()
+        .find(|f| f.name() == "gitops_guard_admission_invalid_total");
     let metrics = family.map(|f| f.get_metric().to_vec()).unwrap_or_default();
-    let matching = metrics.iter().find(|m| m.get_label().iter().any(|l| l.value() == cause));
+    let matching = metrics
+        .iter()
+        .find(|m| m.get_label().iter().any(|l| l.value() == cause));
     matching.map_or(0, |m| m.get_counter().get_value() as u64)
 }
 
 async fn send(app: Router, body: Vec<u8>, content_type: &str) -> (StatusCode, Value) {
-    let request = Request::post("/validate").header("content-type", content_type).body(Body::from(body));
-    let response = app.oneshot(request.unwrap_or_else(|e| panic!("{e}"))).await.unwrap_or_else(|e| match e {});
+    let request = Request::post("/validate")
+        .header("content-type", content_type)
+        .body(Body::from(body));
+    let response = app
+        .oneshot(request.unwrap_or_else(|e| panic!("{e}")))
+        .await
+        .unwrap_or_else(|e| match e {});
     let status = response.status();
-    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn nested(depth: usize) -> Vec<u8> {
@@ -69,8 +87,16 @@ async fn malformed_reviews_are_rejected_and_counted(#[case] body: Vec<u8>, #[cas
     let (app, registry) = app();
     let (status, review) = send(app, body, "application/json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(review["response"]["allowed"], false, "never an allow: {review}");
-    assert!(!review["response"]["status"]["message"].as_str().unwrap_or_default().is_empty());
+    assert_eq!(
+        review["response"]["allowed"], false,
+        "never an allow: {review}"
+    );
+    assert!(
+        !review["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    );
     assert_eq!(invalid_count(&registry, cause), 1);
 }
 
@@ -95,5 +121,8 @@ async fn a_body_just_under_the_limit_is_read() {
     let (app, _) = app();
     let (status, review) = send(app, nested(1), "application/json; charset=utf-8").await;
     assert_eq!(status, StatusCode::OK, "{review}");
-    assert_eq!(review["response"]["allowed"], true, "an unowned object: {review}");
+    assert_eq!(
+        review["response"]["allowed"], true,
+        "an unowned object: {review}"
+    );
 }

@@ -12,7 +12,12 @@ fn owned(c: &Cluster, ns: &str) -> Result<String, String> {
 pub fn a_manual_kubectl_edit_is_denied_naming_the_owner_and_the_git_path(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-edit")?;
     let editor = [("KUBE_EDITOR", "sed -i s/replicas:\\ 1/replicas:\\ 3/")];
-    let out = c.kubectl_with("alice", &["edit", "deployment/web", "-n", &ns], None, &editor);
+    let out = c.kubectl_with(
+        "alice",
+        &["edit", "deployment/web", "-n", &ns],
+        None,
+        &editor,
+    );
     out.denied("kubectl edit")?
         .mentions("Flux Kustomization flux-system/apps")?
         .mentions("./apps/production from GitRepository fleet")?
@@ -22,28 +27,56 @@ pub fn a_manual_kubectl_edit_is_denied_naming_the_owner_and_the_git_path(c: &Clu
 
 pub fn a_manual_kubectl_apply_is_denied(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-apply")?;
-    c.kubectl_stdin("alice", &["apply", "-f", "-"], &flux_deployment(&ns, 4)).denied("kubectl apply")?;
+    c.kubectl_stdin("alice", &["apply", "-f", "-"], &flux_deployment(&ns, 4))
+        .denied("kubectl apply")?;
     Ok(())
 }
 
 pub fn a_manual_kubectl_patch_is_denied(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-patch")?;
     let patch = r#"{"spec":{"replicas":5}}"#;
-    c.kubectl("alice", &["patch", "deployment/web", "-n", &ns, "--type=merge", "-p", patch]).denied("kubectl patch")?;
+    c.kubectl(
+        "alice",
+        &[
+            "patch",
+            "deployment/web",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    )
+    .denied("kubectl patch")?;
     Ok(())
 }
 
 pub fn removing_the_ownership_label_is_denied(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-unlabel")?;
-    let args = ["label", "deployment/web", "-n", &ns, "kustomize.toolkit.fluxcd.io/name-"];
-    c.kubectl("alice", &args).denied("label removal")?.mentions("kustomize.toolkit.fluxcd.io/name")?;
+    let args = [
+        "label",
+        "deployment/web",
+        "-n",
+        &ns,
+        "kustomize.toolkit.fluxcd.io/name-",
+    ];
+    c.kubectl("alice", &args)
+        .denied("label removal")?
+        .mentions("kustomize.toolkit.fluxcd.io/name")?;
     Ok(())
 }
 
 pub fn the_reconcile_disable_annotation_is_denied(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-hatch")?;
-    let args = ["annotate", "deployment/web", "-n", &ns, "kustomize.toolkit.fluxcd.io/reconcile=disabled"];
-    c.kubectl("alice", &args).denied("escape-hatch annotation")?;
+    let args = [
+        "annotate",
+        "deployment/web",
+        "-n",
+        &ns,
+        "kustomize.toolkit.fluxcd.io/reconcile=disabled",
+    ];
+    c.kubectl("alice", &args)
+        .denied("escape-hatch annotation")?;
     Ok(())
 }
 
@@ -57,14 +90,26 @@ pub fn a_create_claiming_flux_ownership_is_denied(c: &Cluster) -> Outcome {
 
 pub fn a_manual_delete_is_denied(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-delete")?;
-    c.kubectl("alice", &["delete", "deployment/web", "-n", &ns, "--wait=false"]).denied("kubectl delete")?;
-    c.kubectl("admin", &["get", "deployment/web", "-n", &ns]).allowed("the Deployment is still there")?;
+    c.kubectl(
+        "alice",
+        &["delete", "deployment/web", "-n", &ns, "--wait=false"],
+    )
+    .denied("kubectl delete")?;
+    c.kubectl("admin", &["get", "deployment/web", "-n", &ns])
+        .allowed("the Deployment is still there")?;
     Ok(())
 }
 
 pub fn a_forged_field_manager_is_denied(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-forged")?;
-    let args = ["apply", "--server-side", "--field-manager=kustomize-controller", "--force-conflicts", "-f", "-"];
+    let args = [
+        "apply",
+        "--server-side",
+        "--field-manager=kustomize-controller",
+        "--force-conflicts",
+        "-f",
+        "-",
+    ];
     c.kubectl_stdin("alice", &args, &flux_deployment(&ns, 6))
         .denied("forged field manager")?
         .mentions("not a credential")?;
@@ -74,22 +119,42 @@ pub fn a_forged_field_manager_is_denied(c: &Cluster) -> Outcome {
 pub fn the_reconciler_may_change_and_prune_what_it_owns(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-prune")?;
     flux_apply(c, &flux_deployment(&ns, 2))?;
-    c.kubectl("kustomize-controller", &["delete", "deployment/web", "-n", &ns]).allowed("prune")?;
+    c.kubectl(
+        "kustomize-controller",
+        &["delete", "deployment/web", "-n", &ns],
+    )
+    .allowed("prune")?;
     Ok(())
 }
 
 pub fn kubectl_scale_is_denied_and_the_autoscaler_may_scale(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-scale")?;
-    c.kubectl("alice", &["scale", "deployment/web", "-n", &ns, "--replicas=4"]).denied("kubectl scale")?;
+    c.kubectl(
+        "alice",
+        &["scale", "deployment/web", "-n", &ns, "--replicas=4"],
+    )
+    .denied("kubectl scale")?;
     // The apiserver reports the impersonated autoscaler identity to the webhook.
     let hpa = "--as=system:serviceaccount:kube-system:horizontal-pod-autoscaler";
-    c.kubectl("admin", &["scale", "deployment/web", "-n", &ns, "--replicas=4", hpa]).allowed("autoscaler scale")?;
+    c.kubectl(
+        "admin",
+        &["scale", "deployment/web", "-n", &ns, "--replicas=4", hpa],
+    )
+    .allowed("autoscaler scale")?;
     Ok(())
 }
 
 pub fn status_writes_are_allowed(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-status")?;
-    let args = ["patch", "deployment/web", "-n", &ns, "--subresource=status", "--type=merge", "-p"];
+    let args = [
+        "patch",
+        "deployment/web",
+        "-n",
+        &ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+    ];
     let mut args = args.to_vec();
     args.push(r#"{"status":{"observedGeneration":1}}"#);
     c.kubectl("alice", &args).allowed("status patch")?;
@@ -102,11 +167,29 @@ pub fn helm_release_objects_belong_to_the_helm_controller(c: &Cluster) -> Outcom
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: redis\n  namespace: {ns}\n  labels:\n    \
          helm.toolkit.fluxcd.io/name: redis\n    helm.toolkit.fluxcd.io/namespace: {ns}\ndata: {{maxmemory: 1gb}}\n"
     );
-    let apply = ["apply", "--server-side", "--field-manager=helm-controller", "-f", "-"];
-    c.kubectl_stdin("helm-controller", &apply, &cm).allowed("helm-controller apply")?;
-    let patch = ["patch", "configmap/redis", "-n", &ns, "--type=merge", "-p", r#"{"data":{"maxmemory":"9gb"}}"#];
-    c.kubectl("alice", &patch).denied("alice edits a HelmRelease object")?.mentions("Flux HelmRelease")?;
-    c.kubectl("kustomize-controller", &patch).denied("kustomize-controller is not its reconciler")?;
+    let apply = [
+        "apply",
+        "--server-side",
+        "--field-manager=helm-controller",
+        "-f",
+        "-",
+    ];
+    c.kubectl_stdin("helm-controller", &apply, &cm)
+        .allowed("helm-controller apply")?;
+    let patch = [
+        "patch",
+        "configmap/redis",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        r#"{"data":{"maxmemory":"9gb"}}"#,
+    ];
+    c.kubectl("alice", &patch)
+        .denied("alice edits a HelmRelease object")?
+        .mentions("Flux HelmRelease")?;
+    c.kubectl("kustomize-controller", &patch)
+        .denied("kustomize-controller is not its reconciler")?;
     Ok(())
 }
 
@@ -116,11 +199,29 @@ pub fn argo_cd_tracked_objects_belong_to_the_application_controller(c: &Cluster)
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop\n  namespace: {ns}\n  annotations:\n    \
          argocd.argoproj.io/tracking-id: shop:/ConfigMap:{ns}/shop\ndata: {{color: blue}}\n"
     );
-    let apply = ["apply", "--server-side", "--field-manager=argocd-controller", "-f", "-"];
-    c.kubectl_stdin("argocd-application-controller", &apply, &cm).allowed("Argo CD apply")?;
-    let patch = ["patch", "configmap/shop", "-n", &ns, "--type=merge", "-p", r#"{"data":{"color":"red"}}"#];
-    c.kubectl("alice", &patch).denied("alice edits an Argo CD object")?.mentions("Argo CD Application argocd/shop")?;
-    c.kubectl("argocd-application-controller", &patch).allowed("Argo CD syncs")?;
+    let apply = [
+        "apply",
+        "--server-side",
+        "--field-manager=argocd-controller",
+        "-f",
+        "-",
+    ];
+    c.kubectl_stdin("argocd-application-controller", &apply, &cm)
+        .allowed("Argo CD apply")?;
+    let patch = [
+        "patch",
+        "configmap/shop",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        r#"{"data":{"color":"red"}}"#,
+    ];
+    c.kubectl("alice", &patch)
+        .denied("alice edits an Argo CD object")?
+        .mentions("Argo CD Application argocd/shop")?;
+    c.kubectl("argocd-application-controller", &patch)
+        .allowed("Argo CD syncs")?;
     Ok(())
 }
 
@@ -129,21 +230,36 @@ pub fn warn_mode_lets_the_edit_through_with_a_warning(c: &Cluster) -> Outcome {
     flux_apply(c, &flux_deployment(&ns, 1))?;
     // The guard learns the namespace label through its watch.
     super::cluster::eventually(std::time::Duration::from_secs(10), || {
-        let out = c.kubectl("alice", &["scale", "deployment/web", "-n", &ns, "--replicas=2"]);
-        out.allowed("scale in warn mode")?.mentions("Warning: gitops-guard")?;
+        let out = c.kubectl(
+            "alice",
+            &["scale", "deployment/web", "-n", &ns, "--replicas=2"],
+        );
+        out.allowed("scale in warn mode")?
+            .mentions("Warning: gitops-guard")?;
         Ok(())
     })
 }
 
 pub fn server_dry_run_gets_the_same_decision(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-dryrun")?;
-    let patch = ["patch", "deployment/web", "-n", &ns, "--type=merge", "-p", r#"{"spec":{"replicas":7}}"#];
+    let patch = [
+        "patch",
+        "deployment/web",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":7}}"#,
+    ];
     let real = c.kubectl("alice", &patch).denied("real patch")?;
     let mut dry = patch.to_vec();
     dry.push("--dry-run=server");
     let dry = c.kubectl("alice", &dry).denied("dry-run patch")?;
     if real.stderr != dry.stderr {
-        return Err(format!("messages differ:\nreal: {}\ndry:  {}", real.stderr, dry.stderr));
+        return Err(format!(
+            "messages differ:\nreal: {}\ndry:  {}",
+            real.stderr, dry.stderr
+        ));
     }
     Ok(())
 }

@@ -27,18 +27,33 @@ pub struct Out {
 impl Out {
     /// Fails unless the command succeeded.
     pub fn allowed(self, what: &str) -> Result<Out, String> {
-        if self.ok { Ok(self) } else { Err(format!("{what}: expected success, got:\n{}", self.stderr)) }
+        if self.ok {
+            Ok(self)
+        } else {
+            Err(format!("{what}: expected success, got:\n{}", self.stderr))
+        }
     }
 
     /// Fails unless the guard denied the command.
     pub fn denied(self, what: &str) -> Result<Out, String> {
         let by_guard = self.stderr.contains("gitops-guard.io\" denied the request");
-        if !self.ok && by_guard { Ok(self) } else { Err(format!("{what}: expected a gitops-guard denial, got ok={}:\n{}{}", self.ok, self.stdout, self.stderr)) }
+        if !self.ok && by_guard {
+            Ok(self)
+        } else {
+            Err(format!(
+                "{what}: expected a gitops-guard denial, got ok={}:\n{}{}",
+                self.ok, self.stdout, self.stderr
+            ))
+        }
     }
 
     pub fn mentions(self, needle: &str) -> Result<Out, String> {
         let all = format!("{}{}", self.stdout, self.stderr);
-        if all.contains(needle) { Ok(self) } else { Err(format!("expected {needle:?} in:\n{all}")) }
+        if all.contains(needle) {
+            Ok(self)
+        } else {
+            Err(format!("expected {needle:?} in:\n{all}"))
+        }
     }
 }
 
@@ -55,10 +70,17 @@ impl Cluster {
             .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
             .status()
             .map_err(|e| format!("scripts/up.sh: {e}"))?;
-        let cluster = Cluster { root, run: run.to_path_buf(), kubectl };
+        let cluster = Cluster {
+            root,
+            run: run.to_path_buf(),
+            kubectl,
+        };
         if !status.success() {
             cluster.down(true);
-            return Err(format!("scripts/up.sh failed; logs kept in {}", run.display()));
+            return Err(format!(
+                "scripts/up.sh failed; logs kept in {}",
+                run.display()
+            ));
         }
         Ok(cluster)
     }
@@ -79,7 +101,11 @@ impl Cluster {
             .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
             .status()
             .map_err(|e| e.to_string())?;
-        if status.success() { Ok(()) } else { Err(format!("guard.sh {action} failed")) }
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("guard.sh {action} failed"))
+        }
     }
 
     pub fn kubeconfig(&self, who: &str) -> PathBuf {
@@ -97,10 +123,22 @@ impl Cluster {
         self.kubectl_with(who, args, Some(stdin), &[])
     }
 
-    pub fn kubectl_with(&self, who: &str, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Out {
+    pub fn kubectl_with(
+        &self,
+        who: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Out {
         let mut cmd = Command::new(&self.kubectl);
-        cmd.args(args).env("KUBECONFIG", self.kubeconfig(who)).envs(env.iter().copied());
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.args(args)
+            .env("KUBECONFIG", self.kubeconfig(who))
+            .envs(env.iter().copied());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let output = cmd.spawn().and_then(|mut child| {
             if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
@@ -114,13 +152,18 @@ impl Cluster {
                 stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
             },
-            Err(e) => Out { ok: false, stdout: String::new(), stderr: format!("cannot run kubectl: {e}") },
+            Err(e) => Out {
+                ok: false,
+                stdout: String::new(),
+                stderr: format!("cannot run kubectl: {e}"),
+            },
         }
     }
 
     /// A fresh namespace for one test, with optional labels.
     pub fn namespace(&self, name: &str, labels: &[&str]) -> Result<String, String> {
-        self.kubectl("admin", &["create", "namespace", name]).allowed("create namespace")?;
+        self.kubectl("admin", &["create", "namespace", name])
+            .allowed("create namespace")?;
         if !labels.is_empty() {
             let mut args = vec!["label", "namespace", name];
             args.extend_from_slice(labels);
@@ -136,7 +179,9 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> Outcome) -> Outcom
     loop {
         match check() {
             Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(format!("still failing after {limit:?}: {e}")),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("still failing after {limit:?}: {e}"));
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }
     }
@@ -154,6 +199,13 @@ pub fn flux_deployment(ns: &str, replicas: u32) -> String {
 
 /// Server-side apply as Flux's kustomize-controller does it.
 pub fn flux_apply(c: &Cluster, manifest: &str) -> Result<Out, String> {
-    let args = ["apply", "--server-side", "--field-manager=kustomize-controller", "-f", "-"];
-    c.kubectl_stdin("kustomize-controller", &args, manifest).allowed("the reconciler's server-side apply")
+    let args = [
+        "apply",
+        "--server-side",
+        "--field-manager=kustomize-controller",
+        "-f",
+        "-",
+    ];
+    c.kubectl_stdin("kustomize-controller", &args, manifest)
+        .allowed("the reconciler's server-side apply")
 }

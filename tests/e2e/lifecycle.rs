@@ -13,10 +13,24 @@ pub fn break_glass_lets_alice_through_until_it_expires(c: &Cluster) -> Outcome {
          spec:\n  subjects: [{{kind: User, name: alice}}]\n  reason: INC-1 hotfix\n  expiresAt: \"{}\"\n",
         expires.strftime("%Y-%m-%dT%H:%M:%SZ")
     );
-    c.kubectl_stdin("admin", &["apply", "-f", "-"], &grant).allowed("create BreakGlass")?;
-    let scale = |n: &str| c.kubectl("alice", &["scale", "deployment/web", "-n", &ns, &format!("--replicas={n}")]);
+    c.kubectl_stdin("admin", &["apply", "-f", "-"], &grant)
+        .allowed("create BreakGlass")?;
+    let scale = |n: &str| {
+        c.kubectl(
+            "alice",
+            &[
+                "scale",
+                "deployment/web",
+                "-n",
+                &ns,
+                &format!("--replicas={n}"),
+            ],
+        )
+    };
     eventually(Duration::from_secs(8), || {
-        scale("2").allowed("scale under break-glass")?.mentions("break-glass inc-1")?;
+        scale("2")
+            .allowed("scale under break-glass")?
+            .mentions("break-glass inc-1")?;
         Ok(())
     })?;
     eventually(Duration::from_secs(20), || {
@@ -26,21 +40,31 @@ pub fn break_glass_lets_alice_through_until_it_expires(c: &Cluster) -> Outcome {
 }
 
 fn count(c: &Cluster, kind: &str, ns: &str) -> Result<usize, String> {
-    let out = c.kubectl("admin", &["get", kind, "-n", ns, "-o", "name"]).allowed("list")?;
+    let out = c
+        .kubectl("admin", &["get", kind, "-n", ns, "-o", "name"])
+        .allowed("list")?;
     Ok(out.stdout.lines().filter(|l| !l.is_empty()).count())
 }
 
 pub fn the_garbage_collector_removes_what_a_pruned_deployment_owned(c: &Cluster) -> Outcome {
     let ns = c.namespace("e2e-gc", &[])?;
     flux_apply(c, &flux_deployment(&ns, 2))?;
-    eventually(Duration::from_secs(30), || match (count(c, "replicasets", &ns)?, count(c, "pods", &ns)?) {
-        (1, 2) => Ok(()),
-        other => Err(format!("replicasets, pods = {other:?}")),
+    eventually(Duration::from_secs(30), || {
+        match (count(c, "replicasets", &ns)?, count(c, "pods", &ns)?) {
+            (1, 2) => Ok(()),
+            other => Err(format!("replicasets, pods = {other:?}")),
+        }
     })?;
-    c.kubectl("kustomize-controller", &["delete", "deployment/web", "-n", &ns]).allowed("prune")?;
-    eventually(Duration::from_secs(30), || match (count(c, "replicasets", &ns)?, count(c, "pods", &ns)?) {
-        (0, 0) => Ok(()),
-        other => Err(format!("left behind: replicasets, pods = {other:?}")),
+    c.kubectl(
+        "kustomize-controller",
+        &["delete", "deployment/web", "-n", &ns],
+    )
+    .allowed("prune")?;
+    eventually(Duration::from_secs(30), || {
+        match (count(c, "replicasets", &ns)?, count(c, "pods", &ns)?) {
+            (0, 0) => Ok(()),
+            other => Err(format!("left behind: replicasets, pods = {other:?}")),
+        }
     })
 }
 
@@ -52,10 +76,15 @@ pub fn deleting_a_namespace_full_of_owned_objects_completes(c: &Cluster) -> Outc
          kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\n"
     );
     flux_apply(c, &cm)?;
-    c.kubectl("admin", &["delete", "namespace", &ns, "--wait=false"]).allowed("delete namespace")?;
+    c.kubectl("admin", &["delete", "namespace", &ns, "--wait=false"])
+        .allowed("delete namespace")?;
     eventually(Duration::from_secs(90), || {
         let out = c.kubectl("admin", &["get", "namespace", &ns]);
-        if out.stderr.contains("NotFound") { Ok(()) } else { Err(format!("namespace still there: {}", out.stdout)) }
+        if out.stderr.contains("NotFound") {
+            Ok(())
+        } else {
+            Err(format!("namespace still there: {}", out.stdout))
+        }
     })
 }
 
@@ -65,12 +94,29 @@ pub fn the_apiserver_and_check_agree(c: &Cluster) -> Outcome {
     let ns = c.namespace("e2e-check", &[])?;
     flux_apply(c, &flux_deployment(&ns, 1))?;
     let patch = r#"{"metadata":{"labels":{"kustomize.toolkit.fluxcd.io/name":null}}}"#;
-    let via_apiserver = c.kubectl("alice", &["patch", "deployment/web", "-n", &ns, "--type=merge", "-p", patch]);
+    let via_apiserver = c.kubectl(
+        "alice",
+        &[
+            "patch",
+            "deployment/web",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    );
     let via_apiserver = via_apiserver.denied("patch through the apiserver")?;
-    let old = c.kubectl("admin", &["get", "deployment/web", "-n", &ns, "-o", "json"]).allowed("get")?.stdout;
+    let old = c
+        .kubectl("admin", &["get", "deployment/web", "-n", &ns, "-o", "json"])
+        .allowed("get")?
+        .stdout;
     let old: serde_json::Value = serde_json::from_str(&old).map_err(|e| e.to_string())?;
     let mut new = old.clone();
-    if let Some(labels) = new.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut()) {
+    if let Some(labels) = new
+        .pointer_mut("/metadata/labels")
+        .and_then(|l| l.as_object_mut())
+    {
         labels.remove("kustomize.toolkit.fluxcd.io/name");
     }
     let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
@@ -79,11 +125,21 @@ pub fn the_apiserver_and_check_agree(c: &Cluster) -> Outcome {
         "name": "web", "namespace": ns, "operation": "UPDATE",
         "userInfo": {"username": "alice", "groups": ["developers", "system:authenticated"]},
         "object": new, "oldObject": old, "options": {"kind": "PatchOptions", "fieldManager": "kubectl-patch"}}});
-    let state = c.kubectl("admin", &["get", "namespaces,kustomizations.kustomize.toolkit.fluxcd.io", "-A", "-o", "yaml"]);
+    let state = c.kubectl(
+        "admin",
+        &[
+            "get",
+            "namespaces,kustomizations.kustomize.toolkit.fluxcd.io",
+            "-A",
+            "-o",
+            "yaml",
+        ],
+    );
     let dir = c.run.join("check");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("review.json"), review.to_string()).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("state.yaml"), state.allowed("get state")?.stdout).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("state.yaml"), state.allowed("get state")?.stdout)
+        .map_err(|e| e.to_string())?;
     let out = Command::new(env!("CARGO_BIN_EXE_gitops-guard"))
         .args(["check", "--cluster-state"])
         .arg(dir.join("state.yaml"))
@@ -91,12 +147,22 @@ pub fn the_apiserver_and_check_agree(c: &Cluster) -> Outcome {
         .output()
         .map_err(|e| e.to_string())?;
     if out.status.code() != Some(1) {
-        return Err(format!("check exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "check exit {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
-    let response: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    let message = response["response"]["status"]["message"].as_str().unwrap_or_default();
+    let response: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let message = response["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
     if message.is_empty() || !via_apiserver.stderr.contains(message) {
-        return Err(format!("check said:\n{message}\napiserver said:\n{}", via_apiserver.stderr));
+        return Err(format!(
+            "check said:\n{message}\napiserver said:\n{}",
+            via_apiserver.stderr
+        ));
     }
     Ok(())
 }
@@ -116,12 +182,36 @@ pub fn with_the_guard_down_owned_writes_fail_and_others_go_on(c: &Cluster) -> Ou
 }
 
 fn outage_checks(c: &Cluster, ns: &str) -> Outcome {
-    let args = ["apply", "--server-side", "--field-manager=kustomize-controller", "-f", "-"];
+    let args = [
+        "apply",
+        "--server-side",
+        "--field-manager=kustomize-controller",
+        "-f",
+        "-",
+    ];
     let out = c.kubectl_stdin("kustomize-controller", &args, &flux_deployment(ns, 2));
     if out.ok || !out.stderr.contains("failed calling webhook") {
-        return Err(format!("expected the apiserver's webhook error, got ok={}: {}", out.ok, out.stderr));
+        return Err(format!(
+            "expected the apiserver's webhook error, got ok={}: {}",
+            out.ok, out.stderr
+        ));
     }
-    c.kubectl("alice", &["create", "configmap", "unowned", "-n", "default", "--from-literal=a=b"]).allowed("unowned write")?;
-    c.kubectl("admin", &["create", "configmap", "e2e-outage", "-n", "kube-system"]).allowed("kube-system write")?;
+    c.kubectl(
+        "alice",
+        &[
+            "create",
+            "configmap",
+            "unowned",
+            "-n",
+            "default",
+            "--from-literal=a=b",
+        ],
+    )
+    .allowed("unowned write")?;
+    c.kubectl(
+        "admin",
+        &["create", "configmap", "e2e-outage", "-n", "kube-system"],
+    )
+    .allowed("kube-system write")?;
     Ok(())
 }

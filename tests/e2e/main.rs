@@ -18,40 +18,105 @@ use libtest_mimic::{Arguments, Trial};
 type Scenario = fn(&Cluster) -> Outcome;
 
 const SCENARIOS: &[(&str, Scenario)] = &[
-    ("a_manual_kubectl_edit_is_denied_naming_the_owner_and_the_git_path", admission::a_manual_kubectl_edit_is_denied_naming_the_owner_and_the_git_path),
-    ("a_manual_kubectl_apply_is_denied", admission::a_manual_kubectl_apply_is_denied),
-    ("a_manual_kubectl_patch_is_denied", admission::a_manual_kubectl_patch_is_denied),
-    ("removing_the_ownership_label_is_denied", admission::removing_the_ownership_label_is_denied),
-    ("the_reconcile_disable_annotation_is_denied", admission::the_reconcile_disable_annotation_is_denied),
-    ("a_create_claiming_flux_ownership_is_denied", admission::a_create_claiming_flux_ownership_is_denied),
-    ("a_manual_delete_is_denied", admission::a_manual_delete_is_denied),
-    ("a_forged_field_manager_is_denied", admission::a_forged_field_manager_is_denied),
-    ("the_reconciler_may_change_and_prune_what_it_owns", admission::the_reconciler_may_change_and_prune_what_it_owns),
-    ("kubectl_scale_is_denied_and_the_autoscaler_may_scale", admission::kubectl_scale_is_denied_and_the_autoscaler_may_scale),
-    ("status_writes_are_allowed", admission::status_writes_are_allowed),
-    ("helm_release_objects_belong_to_the_helm_controller", admission::helm_release_objects_belong_to_the_helm_controller),
-    ("argo_cd_tracked_objects_belong_to_the_application_controller", admission::argo_cd_tracked_objects_belong_to_the_application_controller),
-    ("warn_mode_lets_the_edit_through_with_a_warning", admission::warn_mode_lets_the_edit_through_with_a_warning),
-    ("server_dry_run_gets_the_same_decision", admission::server_dry_run_gets_the_same_decision),
-    ("break_glass_lets_alice_through_until_it_expires", lifecycle::break_glass_lets_alice_through_until_it_expires),
-    ("the_garbage_collector_removes_what_a_pruned_deployment_owned", lifecycle::the_garbage_collector_removes_what_a_pruned_deployment_owned),
-    ("deleting_a_namespace_full_of_owned_objects_completes", lifecycle::deleting_a_namespace_full_of_owned_objects_completes),
-    ("the_apiserver_and_check_agree", lifecycle::the_apiserver_and_check_agree),
+    (
+        "a_manual_kubectl_edit_is_denied_naming_the_owner_and_the_git_path",
+        admission::a_manual_kubectl_edit_is_denied_naming_the_owner_and_the_git_path,
+    ),
+    (
+        "a_manual_kubectl_apply_is_denied",
+        admission::a_manual_kubectl_apply_is_denied,
+    ),
+    (
+        "a_manual_kubectl_patch_is_denied",
+        admission::a_manual_kubectl_patch_is_denied,
+    ),
+    (
+        "removing_the_ownership_label_is_denied",
+        admission::removing_the_ownership_label_is_denied,
+    ),
+    (
+        "the_reconcile_disable_annotation_is_denied",
+        admission::the_reconcile_disable_annotation_is_denied,
+    ),
+    (
+        "a_create_claiming_flux_ownership_is_denied",
+        admission::a_create_claiming_flux_ownership_is_denied,
+    ),
+    (
+        "a_manual_delete_is_denied",
+        admission::a_manual_delete_is_denied,
+    ),
+    (
+        "a_forged_field_manager_is_denied",
+        admission::a_forged_field_manager_is_denied,
+    ),
+    (
+        "the_reconciler_may_change_and_prune_what_it_owns",
+        admission::the_reconciler_may_change_and_prune_what_it_owns,
+    ),
+    (
+        "kubectl_scale_is_denied_and_the_autoscaler_may_scale",
+        admission::kubectl_scale_is_denied_and_the_autoscaler_may_scale,
+    ),
+    (
+        "status_writes_are_allowed",
+        admission::status_writes_are_allowed,
+    ),
+    (
+        "helm_release_objects_belong_to_the_helm_controller",
+        admission::helm_release_objects_belong_to_the_helm_controller,
+    ),
+    (
+        "argo_cd_tracked_objects_belong_to_the_application_controller",
+        admission::argo_cd_tracked_objects_belong_to_the_application_controller,
+    ),
+    (
+        "warn_mode_lets_the_edit_through_with_a_warning",
+        admission::warn_mode_lets_the_edit_through_with_a_warning,
+    ),
+    (
+        "server_dry_run_gets_the_same_decision",
+        admission::server_dry_run_gets_the_same_decision,
+    ),
+    (
+        "break_glass_lets_alice_through_until_it_expires",
+        lifecycle::break_glass_lets_alice_through_until_it_expires,
+    ),
+    (
+        "the_garbage_collector_removes_what_a_pruned_deployment_owned",
+        lifecycle::the_garbage_collector_removes_what_a_pruned_deployment_owned,
+    ),
+    (
+        "deleting_a_namespace_full_of_owned_objects_completes",
+        lifecycle::deleting_a_namespace_full_of_owned_objects_completes,
+    ),
+    (
+        "the_apiserver_and_check_agree",
+        lifecycle::the_apiserver_and_check_agree,
+    ),
 ];
 
 /// Takes the webhook away: runs alone, after everything else.
-const OUTAGE: (&str, Scenario) =
-    ("with_the_guard_down_owned_writes_fail_and_others_go_on", lifecycle::with_the_guard_down_owned_writes_fail_and_others_go_on);
+const OUTAGE: (&str, Scenario) = (
+    "with_the_guard_down_owned_writes_fail_and_others_go_on",
+    lifecycle::with_the_guard_down_owned_writes_fail_and_others_go_on,
+);
 
 fn trials(cluster: &'static Cluster, scenarios: &[(&'static str, Scenario)]) -> Vec<Trial> {
-    let trial = |&(name, run): &(&'static str, Scenario)| Trial::test(name, move || run(cluster).map_err(Into::into));
+    let trial = |&(name, run): &(&'static str, Scenario)| {
+        Trial::test(name, move || run(cluster).map_err(Into::into))
+    };
     scenarios.iter().map(trial).collect()
 }
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     if args.list {
-        let names = SCENARIOS.iter().chain([&OUTAGE]).map(|(n, _)| Trial::test(*n, || Ok(()))).collect();
+        let names = SCENARIOS
+            .iter()
+            .chain([&OUTAGE])
+            .map(|(n, _)| Trial::test(*n, || Ok(())))
+            .collect();
         return libtest_mimic::run(&args, names).exit_code();
     }
     let run_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-run");
@@ -67,7 +132,10 @@ fn main() -> ExitCode {
     let failed = main.has_failed() || outage.has_failed();
     cluster.down(failed);
     if failed {
-        eprintln!("e2e: logs kept in {} (cluster/logs, logs/guard.log)", run_dir.display());
+        eprintln!(
+            "e2e: logs kept in {} (cluster/logs, logs/guard.log)",
+            run_dir.display()
+        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
