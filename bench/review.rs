@@ -89,16 +89,34 @@ fn percentiles(name: &str, policy: &Policy, view: &ClusterView, body: &[u8], ite
 /// Median of each stage alone, to see where the time goes.
 fn stages(name: &str, policy: &Policy, view: &ClusterView, body: &[u8]) {
     let now = jiff::Timestamp::now();
-    let Ok(req) = review::decode(body) else { return };
+    let Ok(req) = review::decode(body) else {
+        return;
+    };
     let decision = decide(policy, view, &req, now);
     let median = |f: &mut dyn FnMut()| {
-        let mut s: Vec<u128> = (0..20_000).map(|_| { let t = Instant::now(); f(); t.elapsed().as_nanos() }).collect();
+        let mut s: Vec<u128> = (0..20_000)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_nanos()
+            })
+            .collect();
         s.sort_unstable();
         s[s.len() / 2] as f64 / 1000.0
     };
-    let d = median(&mut || { black_box(review::decode(black_box(body)).is_ok()); });
-    let c = median(&mut || { black_box(decide(policy, view, black_box(&req), now)); });
-    let r = median(&mut || { black_box(serde_json::to_vec(&respond::review(&req.uid, black_box(&decision))).map(|v| v.len()).unwrap_or(0)); });
+    let d = median(&mut || {
+        black_box(review::decode(black_box(body)).is_ok());
+    });
+    let c = median(&mut || {
+        let _ = black_box(decide(policy, view, black_box(&req), now));
+    });
+    let r = median(&mut || {
+        black_box(
+            serde_json::to_vec(&respond::review(&req.uid, black_box(&decision)))
+                .map(|v| v.len())
+                .unwrap_or(0),
+        );
+    });
     println!("{name:<24} decode {d:>8.2} µs  decide {c:>7.2} µs  respond {r:>7.2} µs");
 }
 

@@ -196,6 +196,9 @@ impl Default for SystemActors {
             always: strings(&[
                 "system:serviceaccount:kube-system:generic-garbage-collector",
                 "system:serviceaccount:kube-system:namespace-controller",
+                "system:serviceaccount:kube-system:deployment-controller",
+                "system:serviceaccount:kube-system:endpoint-controller",
+                "system:serviceaccount:kube-system:ttl-after-finished-controller",
                 "system:kube-controller-manager",
             ]),
             scale: strings(&["system:serviceaccount:kube-system:horizontal-pod-autoscaler"]),

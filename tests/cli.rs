@@ -27,7 +27,11 @@ fn text(bytes: &[u8]) -> String {
 
 fn check(review: &Path, extra: &[&str]) -> Output {
     let state = fixture("cluster-state.yaml");
-    let mut args = vec!["check", "--cluster-state", state.to_str().unwrap_or_default()];
+    let mut args = vec![
+        "check",
+        "--cluster-state",
+        state.to_str().unwrap_or_default(),
+    ];
     args.extend_from_slice(extra);
     args.push(review.to_str().unwrap_or_default());
     guard(&args)
@@ -37,8 +41,13 @@ fn check(review: &Path, extra: &[&str]) -> Output {
 fn the_checked_in_breakglass_crd_matches_the_rust_type() {
     let generated = guard(&["crd"]);
     assert!(generated.status.success());
-    let checked_in = std::fs::read_to_string(root().join("manifests/crds/breakglass.yaml")).unwrap_or_default();
-    assert_eq!(text(&generated.stdout), checked_in, "manifests/crds/breakglass.yaml is stale: run `make crd`");
+    let checked_in =
+        std::fs::read_to_string(root().join("manifests/crds/breakglass.yaml")).unwrap_or_default();
+    assert_eq!(
+        text(&generated.stdout),
+        checked_in,
+        "manifests/crds/breakglass.yaml is stale: run `make crd`"
+    );
 }
 
 #[test]
@@ -53,17 +62,27 @@ fn check_exits_zero_for_an_allowed_review_and_prints_the_response() {
 fn check_exits_one_for_a_denied_review_with_the_denial_message() {
     let out = check(&fixture("edit-flux-deployment-by-human.json"), &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("may not change it"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("may not change it"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
 fn check_exits_two_with_a_one_line_reason_for_invalid_input() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"{"apiVersion":"admission.k8s.io/v1"}"#).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&bad, r#"{"apiVersion":"admission.k8s.io/v1"}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
     let out = check(&bad, &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(text(&out.stderr).trim().lines().count(), 1, "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).trim().lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
     assert!(text(&out.stderr).contains("no request"));
     assert!(out.stdout.is_empty());
 }
@@ -71,10 +90,13 @@ fn check_exits_two_with_a_one_line_reason_for_invalid_input() {
 #[test]
 fn check_reads_yaml_reviews_and_a_break_glass_grant_from_the_state_file() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("edit-flux-deployment-by-sre.json")).unwrap_or_default()).unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture("edit-flux-deployment-by-sre.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
     let review = dir.path().join("review.yaml");
-    std::fs::write(&review, serde_saphyr::to_string(&json).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&review, serde_saphyr::to_string(&json).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let grant = "apiVersion: gitops-guard.io/v1alpha1\nkind: BreakGlass\nmetadata: {name: inc-9, namespace: prod, \
                  creationTimestamp: \"2026-11-23T10:00:00Z\"}\nspec:\n  subjects: [{kind: Group, name: sre}]\n  \
                  reason: INC-9\n  expiresAt: \"2026-11-23T12:00:00Z\"\n";
@@ -82,21 +104,43 @@ fn check_reads_yaml_reviews_and_a_break_glass_grant_from_the_state_file() {
     let base = std::fs::read_to_string(fixture("cluster-state.yaml")).unwrap_or_default();
     std::fs::write(&state, format!("{base}---\n{grant}")).unwrap_or_else(|e| panic!("{e}"));
     let run = |at: &str| {
-        guard(&["check", "--cluster-state", state.to_str().unwrap_or_default(), "--at", at, review.to_str().unwrap_or_default()])
+        guard(&[
+            "check",
+            "--cluster-state",
+            state.to_str().unwrap_or_default(),
+            "--at",
+            at,
+            review.to_str().unwrap_or_default(),
+        ])
     };
-    assert_eq!(run("2026-11-23T11:00:00Z").status.code(), Some(0), "inside the grant");
-    assert_eq!(run("2026-11-23T12:00:01Z").status.code(), Some(1), "after it expired");
+    assert_eq!(
+        run("2026-11-23T11:00:00Z").status.code(),
+        Some(0),
+        "inside the grant"
+    );
+    assert_eq!(
+        run("2026-11-23T12:00:01Z").status.code(),
+        Some(1),
+        "after it expired"
+    );
 }
 
 #[test]
 fn a_broken_policy_file_names_the_offending_field() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "systemActors:\n  always: [a]\n  sclae: [b]\n").unwrap_or_else(|e| panic!("{e}"));
-    let out = check(&fixture("edit-flux-deployment-by-human.json"), &["--policy", policy.to_str().unwrap_or_default()]);
+    std::fs::write(&policy, "systemActors:\n  always: [a]\n  sclae: [b]\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = check(
+        &fixture("edit-flux-deployment-by-human.json"),
+        &["--policy", policy.to_str().unwrap_or_default()],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("systemActors") && err.contains("sclae"), "{err}");
+    assert!(
+        err.contains("systemActors") && err.contains("sclae"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -105,10 +149,23 @@ fn serve_refuses_to_start_with_a_broken_certificate_and_names_the_flag() {
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     std::fs::write(&cert, "not a certificate").unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&key, "not a key").unwrap_or_else(|e| panic!("{e}"));
-    let out = guard(&["serve", "--tls-cert", cert.to_str().unwrap_or_default(), "--tls-key", key.to_str().unwrap_or_default(),
-        "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:1"]);
+    let out = guard(&[
+        "serve",
+        "--tls-cert",
+        cert.to_str().unwrap_or_default(),
+        "--tls-key",
+        key.to_str().unwrap_or_default(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:1",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--tls-cert"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--tls-cert"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -116,9 +173,21 @@ fn serve_refuses_to_start_with_a_broken_policy_and_names_the_field() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, "defaultMode: block\n").unwrap_or_else(|e| panic!("{e}"));
-    let out = guard(&["serve", "--tls-cert", "/nonexistent", "--tls-key", "/nonexistent", "--policy", policy.to_str().unwrap_or_default()]);
+    let out = guard(&[
+        "serve",
+        "--tls-cert",
+        "/nonexistent",
+        "--tls-key",
+        "/nonexistent",
+        "--policy",
+        policy.to_str().unwrap_or_default(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("defaultMode"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("defaultMode"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -126,6 +195,9 @@ fn the_printed_default_policy_is_a_valid_policy_file() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, guard(&["policy"]).stdout).unwrap_or_else(|e| panic!("{e}"));
-    let out = check(&fixture("edit-flux-deployment-by-human.json"), &["--policy", policy.to_str().unwrap_or_default()]);
+    let out = check(
+        &fixture("edit-flux-deployment-by-human.json"),
+        &["--policy", policy.to_str().unwrap_or_default()],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }

@@ -50,12 +50,15 @@ fn write(view: &Shared) -> std::sync::RwLockWriteGuard<'_, ClusterView> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Applies one watched object to the view.
+type Apply<K> = Box<dyn Fn(&mut ClusterView, &K) + Send>;
+
 /// How one watcher's objects enter and leave the view.
 struct Sink<K> {
     name: String,
     category: Category<'static>,
-    upsert: Box<dyn Fn(&mut ClusterView, &K) + Send>,
-    remove: Box<dyn Fn(&mut ClusterView, &K) + Send>,
+    upsert: Apply<K>,
+    remove: Apply<K>,
 }
 
 async fn run<K, S>(stream: S, sink: Sink<K>, view: Shared, gate: SyncGate)
