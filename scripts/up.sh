@@ -72,6 +72,7 @@ say "installing Flux identities, minimal Flux CRDs and users' RBAC"
 wait_for 30 "Flux CRDs established" "$kubectl" wait --for=condition=Established --timeout=1s \
   crd/kustomizations.kustomize.toolkit.fluxcd.io crd/helmreleases.helm.toolkit.fluxcd.io ||
   fail "Flux CRDs not established"
+"$kubectl" apply -f "$root/tests/e2e/flux-apps.yaml" >>"$run/logs/bootstrap.log" || fail "applying the Flux Kustomization failed"
 
 token_kubeconfig() { # token_kubeconfig NAMESPACE SERVICEACCOUNT
   local file="$run/cluster/$2.kubeconfig" token
@@ -112,7 +113,8 @@ say "gitops-guard ready"
 # The apiserver picks up new webhook configurations asynchronously: wait until
 # a spoofed create is really denied.
 spoof() {
-  KUBECONFIG="$run/cluster/alice.kubeconfig" "$kubectl" apply --dry-run=server -f - <<'EOF' 2>&1 | grep -q gitops-guard
+  local out
+  out=$(KUBECONFIG="$run/cluster/alice.kubeconfig" "$kubectl" apply --dry-run=server -f - 2>&1 <<'EOF'
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -120,6 +122,8 @@ metadata:
   namespace: default
   labels: {kustomize.toolkit.fluxcd.io/name: probe, kustomize.toolkit.fluxcd.io/namespace: flux-system}
 EOF
+  )
+  [[ $out == *'gitops-guard.io" denied'* ]]
 }
 wait_for 60 "webhook in force" spoof || fail "the apiserver never called the webhook; see $run/logs/guard.log"
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
     plural = "breakglasses",
     shortname = "bg",
     namespaced,
-    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".spec.expiresAt"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","format":"date-time","jsonPath":".spec.expiresAt"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".spec.reason"}"#
 )]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Build tests/cluster/bin/gg-cluster (etcd + kube-apiserver + kube-controller-manager
+# + kubectl from the Kubernetes Go modules) only when its sources changed.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+if ! command -v go >/dev/null 2>&1; then
+  echo "build.sh: Go is not installed; install Go >= $(sed -n 's/^go //p' go.mod) (https://go.dev/dl/) and retry" >&2
+  exit 1
+fi
+stamp=$(cat build.sh go.mod go.sum ./*.go | sha256sum | cut -d' ' -f1)
+if [ -x bin/gg-cluster ] && [ -L bin/kubectl ] && [ "$(cat bin/.stamp 2>/dev/null)" = "$stamp" ]; then
+  echo "gg-cluster up to date"
+  exit 0
+fi
+echo "building gg-cluster ($(go version | cut -d' ' -f3), Kubernetes $(sed -n 's/.*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' go.mod)); the first build takes several minutes"
+started=$SECONDS
+mkdir -p bin
+k8s=$(sed -n 's/.*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' go.mod)
+minor=$(echo "$k8s" | cut -d. -f2)
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags="$ldflags -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+go build -trimpath -ldflags="$ldflags" -o bin/gg-cluster.new .
+mv bin/gg-cluster.new bin/gg-cluster
+ln -sfn gg-cluster bin/kubectl
+echo "$stamp" >bin/.stamp
+echo "built bin/gg-cluster in $((SECONDS - started))s"

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func (p *plane) logFile(name string) string { return filepath.Join(p.logs, name+".log") }
+
+func (p *plane) find(name string) *child {
+	for _, c := range p.children {
+		if c.name == name {
+			return c
+		}
+	}
+	return &child{done: make(chan struct{})}
+}
+
+// start re-executes this binary as one component, logging to logs/NAME.log.
+func (p *plane) start(name, sub string, args ...string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	log, err := os.Create(p.logFile(name))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, append([]string{sub}, args...)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { c.err = cmd.Wait(); _ = log.Close(); close(c.done) }()
+	p.children = append(p.children, c)
+	return nil
+}
+
+// shutdown stops children in reverse order: SIGTERM, SIGKILL after 3 s
+// (the state is thrown away, so a drawn-out graceful stop buys nothing).
+func (p *plane) shutdown() {
+	for i := len(p.children) - 1; i >= 0; i-- {
+		c := p.children[i]
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.done:
+		case <-time.After(3 * time.Second):
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+	}
+}
+
+func (p *plane) apiserverFlags() []string {
+	pki := func(f string) string { return filepath.Join(p.pki, f) }
+	return []string{
+		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(p.etcdPort),
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(p.apiPort),
+		"--tls-cert-file=" + pki("apiserver.crt"), "--tls-private-key-file=" + pki("apiserver.key"),
+		"--client-ca-file=" + pki("ca.crt"),
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--api-audiences=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + pki("sa.pub"), "--service-account-signing-key-file=" + pki("sa.key"),
+		"--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
+		"--endpoint-reconciler-type=none", "--cert-dir=" + filepath.Join(p.dir, "apiserver-certs"),
+		"--profiling=false", "--v=1",
+	}
+}
+
+func (p *plane) kcmFlags() []string {
+	pki := func(f string) string { return filepath.Join(p.pki, f) }
+	kc := filepath.Join(p.dir, "controller-manager.kubeconfig")
+	return []string{
+		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
+		"--use-service-account-credentials=true", "--service-account-private-key-file=" + pki("sa.key"),
+		"--root-ca-file=" + pki("ca.crt"),
+		"--cluster-signing-cert-file=" + pki("ca.crt"), "--cluster-signing-key-file=" + pki("ca.key"),
+		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(p.kcmPort),
+		"--profiling=false", "--v=1",
+	}
+}
+
+// adminClient talks to the apiserver with the admin client certificate.
+type adminClient struct {
+	http   *http.Client
+	server string
+}
+
+func newAdminClient(pki, server string) *adminClient {
+	pool := x509.NewCertPool()
+	if ca, err := os.ReadFile(filepath.Join(pki, "ca.crt")); err == nil {
+		pool.AppendCertsFromPEM(ca)
+	}
+	cert, _ := tls.LoadX509KeyPair(filepath.Join(pki, "admin.crt"), filepath.Join(pki, "admin.key"))
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}
+	return &adminClient{http: &http.Client{Transport: transport, Timeout: 2 * time.Second}, server: server}
+}
+
+func (a *adminClient) ok(path string) bool {
+	resp, err := a.http.Get(a.server + path)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func dial(port int) bool {
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
