@@ -31,7 +31,7 @@ impl Subject {
     pub fn of(req: &Request<'_>) -> Self {
         let scale = req.sub_resource() == "scale";
         let kind = if scale {
-            format!("{}/scale", req.resource.resource)
+            scaled_kind(&req.resource.resource)
         } else {
             req.kind.kind.to_string()
         };
