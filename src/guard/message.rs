@@ -54,8 +54,13 @@ impl Subject {
 
 /// `deployments` -> `Deployment` for the parents the guard knows; others as `<resource>/scale`.
 fn scaled_kind(resource: &str) -> String {
-    let known = crate::cluster::ingest::SCALE_PARENTS.iter().find(|(_, _, r)| *r == resource);
-    known.map_or_else(|| format!("{resource}/scale"), |(_, kind, _)| (*kind).to_owned())
+    let known = crate::cluster::ingest::SCALE_PARENTS
+        .iter()
+        .find(|(_, _, r)| *r == resource);
+    known.map_or_else(
+        || format!("{resource}/scale"),
+        |(_, kind, _)| (*kind).to_owned(),
+    )
 }
 
 impl std::fmt::Display for Subject {

@@ -134,13 +134,16 @@ pub fn kubectl_scale_is_denied_and_the_autoscaler_may_scale(c: &Cluster) -> Outc
         &["scale", "deployment/web", "-n", &ns, "--replicas=4"],
     )
     .denied("kubectl scale")?;
-    // The apiserver reports the impersonated autoscaler identity to the webhook.
+    // The apiserver reports the impersonated autoscaler identity to the webhook;
+    // like the HPA controller, it only writes the scale subresource.
     let hpa = "--as=system:serviceaccount:kube-system:horizontal-pod-autoscaler";
-    c.kubectl(
-        "admin",
-        &["scale", "deployment/web", "-n", &ns, "--replicas=4", hpa],
-    )
-    .allowed("autoscaler scale")?;
+    let url = format!("/apis/apps/v1/namespaces/{ns}/deployments/web/scale");
+    let scale = format!(
+        r#"{{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{{"name":"web","namespace":"{ns}"}},"spec":{{"replicas":4}}}}"#
+    );
+    let args = ["replace", "--raw", &url, "-f", "-", hpa];
+    c.kubectl_stdin("admin", &args, &scale)
+        .allowed("autoscaler scale")?;
     Ok(())
 }
 
