@@ -215,3 +215,23 @@ fn outage_checks(c: &Cluster, ns: &str) -> Outcome {
     .allowed("kube-system write")?;
     Ok(())
 }
+
+/// What users install (`kubectl apply -k manifests`) is accepted by a real
+/// apiserver's validation (server-side dry-run, nothing persisted but the namespace).
+pub fn the_install_manifests_pass_server_side_validation(c: &Cluster) -> Outcome {
+    let manifests = c.root.join("manifests").display().to_string();
+    let rendered = c
+        .kubectl("admin", &["kustomize", &manifests])
+        .allowed("kubectl kustomize manifests")?;
+    c.kubectl("admin", &["create", "namespace", "gitops-guard"])
+        .allowed("create namespace")?;
+    let out = c.kubectl_stdin(
+        "admin",
+        &["apply", "--dry-run=server", "-f", "-"],
+        &rendered.stdout,
+    );
+    out.allowed("server-side dry-run of manifests/")?
+        .mentions("validatingwebhookconfiguration.admissionregistration.k8s.io/gitops-guard")?
+        .mentions("deployment.apps/gitops-guard")?;
+    Ok(())
+}

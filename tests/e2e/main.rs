@@ -94,6 +94,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         "the_apiserver_and_check_agree",
         lifecycle::the_apiserver_and_check_agree,
     ),
+    (
+        "the_install_manifests_pass_server_side_validation",
+        lifecycle::the_install_manifests_pass_server_side_validation,
+    ),
 ];
 
 /// Takes the webhook away: runs alone, after everything else.
