@@ -15,10 +15,11 @@ run=$(cd "$run" && pwd)
 kubectl="$root/tests/cluster/bin/kubectl"
 guard_bin=${GG_GUARD_BIN:-$root/target/debug/gitops-guard}
 
+exec 3>&2 # fail() reports here even from inside a silenced wait_for check
 say() { printf '==> %s\n' "$*"; }
 fail() {
-  printf 'up: %s\n' "$*" >&2
-  printf 'up: logs are in %s/logs; run scripts/down.sh %s to clean up\n' "$run" "$run" >&2
+  printf 'up: %s\n' "$*" >&3
+  printf 'up: logs are in %s/logs; run scripts/down.sh %s (make down) to clean up\n' "$run" "$run" >&3
   exit 1
 }
 
@@ -62,7 +63,14 @@ say "starting etcd, kube-apiserver (127.0.0.1:$api_port) and kube-controller-man
 setsid "$root/tests/cluster/bin/gg-cluster" up --dir "$run/cluster" --port "$api_port" \
   >"$run/logs/gg-cluster.log" 2>&1 </dev/null &
 echo $! >"$run/pids/cluster.pid"
-wait_for 120 "control plane ready" test -f "$run/cluster/ready" ||
+cluster_up() { # ready, or fail at once if gg-cluster has exited
+  [ -f "$run/cluster/ready" ] && return 0
+  if ! kill -0 "$(cat "$run/pids/cluster.pid")" 2>/dev/null; then
+    fail "the control plane exited: $(tail -n 3 "$run/logs/gg-cluster.log")"
+  fi
+  return 1
+}
+wait_for 120 "control plane ready" cluster_up ||
   fail "control plane not ready after 120s; see $run/logs/gg-cluster.log and $run/cluster/logs/"
 export KUBECONFIG="$run/cluster/admin.kubeconfig"
 wait_for 60 "API answering" "$kubectl" get --raw /readyz || fail "kube-apiserver /readyz not ok"
