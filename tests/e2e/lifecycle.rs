@@ -235,3 +235,51 @@ pub fn the_install_manifests_pass_server_side_validation(c: &Cluster) -> Outcome
         .mentions("deployment.apps/gitops-guard")?;
     Ok(())
 }
+
+/// GET on the guard's plain-HTTP admin port.
+fn admin_get(c: &Cluster, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let env = std::fs::read_to_string(c.run.join("guard.env")).map_err(|e| e.to_string())?;
+    let port = env
+        .lines()
+        .find_map(|l| l.strip_prefix("ADMIN_PORT="))
+        .ok_or("no ADMIN_PORT")?;
+    let mut stream = std::net::TcpStream::connect((
+        "127.0.0.1",
+        port.parse::<u16>().map_err(|e| e.to_string())?,
+    ))
+    .map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut body = String::new();
+    stream
+        .read_to_string(&mut body)
+        .map_err(|e| e.to_string())?;
+    Ok(body)
+}
+
+/// The admin port reports readiness and counts decisions by bounded labels.
+pub fn the_guard_is_ready_and_counts_its_decisions(c: &Cluster) -> Outcome {
+    let ns = c.namespace("e2e-metrics", &[])?;
+    flux_apply(c, &flux_deployment(&ns, 1))?;
+    flux_apply(c, &flux_deployment(&ns, 2))?;
+    c.kubectl(
+        "alice",
+        &["delete", "deployment/web", "-n", &ns, "--wait=false"],
+    )
+    .denied("delete")?;
+    let ready = admin_get(c, "/readyz")?;
+    if !ready.starts_with("HTTP/1.0 200") && !ready.starts_with("HTTP/1.1 200") {
+        return Err(format!("/readyz: {ready}"));
+    }
+    let metrics = admin_get(c, "/metrics")?;
+    let wanted = [
+        r#"gitops_guard_admission_requests_total{decision="deny",operation="DELETE",reason="not-reconciler",webhook="validate"}"#,
+        r#"gitops_guard_admission_requests_total{decision="allow",operation="UPDATE",reason="reconciler",webhook="validate"}"#,
+        "gitops_guard_tls_certificate_expiry_timestamp_seconds",
+        r#"gitops_guard_cluster_view_objects{kind="namespace"}"#,
+    ];
+    match wanted.iter().find(|w| !metrics.contains(*w)) {
+        Some(missing) => Err(format!("{missing} not in /metrics")),
+        None => Ok(()),
+    }
+}

@@ -98,6 +98,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         "the_install_manifests_pass_server_side_validation",
         lifecycle::the_install_manifests_pass_server_side_validation,
     ),
+    (
+        "the_guard_is_ready_and_counts_its_decisions",
+        lifecycle::the_guard_is_ready_and_counts_its_decisions,
+    ),
 ];
 
 /// Takes the webhook away: runs alone, after everything else.
