@@ -1,38 +1,13 @@
 //! Bad input: each gets a clear error, is counted, never panics and never
 //! turns into an allow.
 
-use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+mod common;
 
-use axum::{
-    Router,
-    body::{Body, to_bytes},
-    http::{Request, StatusCode},
-};
-use gitops_guard::{
-    cluster::view::ClusterView,
-    metrics::AdmissionMetrics,
-    policy::Policy,
-    server::{Guard, router},
-};
+use axum::http::StatusCode;
+use common::{app, post};
+use gitops_guard::cluster::view::ClusterView;
 use prometheus::Registry;
 use rstest::rstest;
-use serde_json::Value;
-use tower::ServiceExt;
-
-fn app() -> (Router, Registry) {
-    let registry = Registry::new();
-    let metrics = AdmissionMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
-    let view = Arc::new(RwLock::new(ClusterView::synced()));
-    let guard = Guard {
-        policy: Arc::new(Policy::default()),
-        view,
-        metrics,
-    };
-    (router(guard, Duration::from_secs(4)), registry)
-}
 
 fn invalid_count(registry: &Registry, cause: &str) -> u64 {
     let families = registry.gather();
@@ -44,24 +19,6 @@ fn invalid_count(registry: &Registry, cause: &str) -> u64 {
         .iter()
         .find(|m| m.get_label().iter().any(|l| l.value() == cause));
     matching.map_or(0, |m| m.get_counter().get_value() as u64)
-}
-
-async fn send(app: Router, body: Vec<u8>, content_type: &str) -> (StatusCode, Value) {
-    let request = Request::post("/validate")
-        .header("content-type", content_type)
-        .body(Body::from(body));
-    let response = app
-        .oneshot(request.unwrap_or_else(|e| panic!("{e}")))
-        .await
-        .unwrap_or_else(|e| match e {});
-    let status = response.status();
-    let bytes = to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap_or_default();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 fn nested(depth: usize) -> Vec<u8> {
@@ -84,8 +41,8 @@ fn nested(depth: usize) -> Vec<u8> {
 #[case::deeply_nested_json_is_a_bad_request(nested(10_000), "json")]
 #[tokio::test]
 async fn malformed_reviews_are_rejected_and_counted(#[case] body: Vec<u8>, #[case] cause: &str) {
-    let (app, registry) = app();
-    let (status, review) = send(app, body, "application/json").await;
+    let (app, registry) = app(ClusterView::synced());
+    let (status, review) = post(app, body, "application/json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         review["response"]["allowed"], false,
@@ -102,8 +59,8 @@ async fn malformed_reviews_are_rejected_and_counted(#[case] body: Vec<u8>, #[cas
 
 #[tokio::test]
 async fn a_wrong_content_type_is_unsupported_media() {
-    let (app, registry) = app();
-    let (status, review) = send(app, b"uid: x".to_vec(), "application/yaml").await;
+    let (app, registry) = app(ClusterView::synced());
+    let (status, review) = post(app, b"uid: x".to_vec(), "application/yaml").await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(review["response"]["allowed"], false);
     assert_eq!(invalid_count(&registry, "content-type"), 1);
@@ -111,15 +68,15 @@ async fn a_wrong_content_type_is_unsupported_media() {
 
 #[tokio::test]
 async fn a_nine_mebibyte_body_is_too_large() {
-    let (app, _) = app();
-    let (status, _) = send(app, vec![b' '; 9 * 1024 * 1024], "application/json").await;
+    let (app, _) = app(ClusterView::synced());
+    let (status, _) = post(app, vec![b' '; 9 * 1024 * 1024], "application/json").await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 #[tokio::test]
 async fn a_body_just_under_the_limit_is_read() {
-    let (app, _) = app();
-    let (status, review) = send(app, nested(1), "application/json; charset=utf-8").await;
+    let (app, _) = app(ClusterView::synced());
+    let (status, review) = post(app, nested(1), "application/json; charset=utf-8").await;
     assert_eq!(status, StatusCode::OK, "{review}");
     assert_eq!(
         review["response"]["allowed"], true,

@@ -1,32 +1,24 @@
 //! Router-level tests: AdmissionReview fixtures shaped like kube-apiserver's,
 //! sent through the real axum router with `tower::ServiceExt::oneshot`.
 
-use std::{
-    path::Path,
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::path::Path;
 
-use axum::{
-    Router,
-    body::{Body, to_bytes},
-    http::{Request, StatusCode},
-};
+use axum::{Router, http::StatusCode};
 use gitops_guard::{
     check::load_state,
     cluster::{
         breakglass::{BreakGlassSpec, Subject, SubjectKind},
         view::{ClusterView, Grant},
     },
-    metrics::AdmissionMetrics,
     policy::Policy,
-    server::{Guard, router},
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use prometheus::Registry;
 use rstest::rstest;
 use serde_json::Value;
-use tower::ServiceExt;
+
+mod common;
+use common::{app, post};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,39 +48,15 @@ fn sre_grant(offset: jiff::SignedDuration) -> Grant {
 }
 
 fn app_with(grant: Option<Grant>) -> (Router, Registry) {
-    let policy = Policy::default();
     let mut view = ClusterView::synced();
     let state = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster-state.yaml");
-    if let Err(e) = load_state(&mut view, &policy, &state) {
+    if let Err(e) = load_state(&mut view, &Policy::default(), &state) {
         panic!("cluster state: {e}");
     }
     if let Some(grant) = grant {
         view.upsert_grant("prod".into(), grant);
     }
-    let registry = Registry::new();
-    let metrics = AdmissionMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
-    let guard = Guard {
-        policy: Arc::new(policy),
-        view: Arc::new(RwLock::new(view)),
-        metrics,
-    };
-    (router(guard, Duration::from_secs(4)), registry)
-}
-
-async fn post(app: Router, body: Vec<u8>, content_type: &str) -> (StatusCode, Value) {
-    let request = Request::post("/validate")
-        .header("content-type", content_type)
-        .body(Body::from(body))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let response = app.oneshot(request).await.unwrap_or_else(|e| match e {});
-    let status = response.status();
-    let bytes = to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap_or_default();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    app(view)
 }
 
 #[rstest]
