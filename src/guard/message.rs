@@ -65,8 +65,10 @@ fn scaled_kind(resource: &str) -> String {
 
 impl std::fmt::Display for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A Namespace's review carries its own name as the namespace.
         match self.namespace.as_str() {
             "" => write!(f, "{} {}", self.kind, self.name),
+            _ if self.kind == "Namespace" => write!(f, "Namespace {}", self.name),
             ns => write!(f, "{} {ns}/{}", self.kind, self.name),
         }
     }
