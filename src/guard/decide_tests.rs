@@ -298,3 +298,17 @@ fn custom_markers_from_the_policy_mark_ownership() {
     assert_eq!(decide_body(&human).ok(), Some(Reason::NotReconciler));
     assert_eq!(decide_body(&bot).ok(), Some(Reason::Reconciler));
 }
+
+#[test]
+fn a_namespace_is_named_once_in_its_denial() {
+    let rev = Rev::new("UPDATE", "Namespace", "namespaces")
+        .namespace("web")
+        .both(flux());
+    let Decision::Deny { message, .. } = run(rev, &view()) else {
+        panic!("expected a denial");
+    };
+    assert!(
+        message.starts_with("Namespace web is managed by"),
+        "{message}"
+    );
+}
