@@ -218,6 +218,23 @@ pub async fn spawn(
     }
 }
 
+/// Whether the API serves `gvk`. Only a definite answer counts: a 404 or a
+/// group without the kind is "not installed"; other errors (API briefly
+/// unreachable) are retried for about 45 s, so a blip at startup does not
+/// switch break-glass or tenant service accounts off for the process's life.
 async fn installed(client: &Client, gvk: &GroupVersionKind) -> bool {
-    kube::discovery::pinned_kind(client, gvk).await.is_ok()
+    use kube::{Error, error::DiscoveryError};
+    let mut delay = std::time::Duration::from_millis(250);
+    for _ in 0..8 {
+        match kube::discovery::pinned_kind(client, gvk).await {
+            Ok(_) => return true,
+            Err(Error::Api(status)) if status.code == 404 => return false,
+            Err(Error::Discovery(DiscoveryError::MissingKind(_))) => return false,
+            Err(e) => tracing::warn!(kind = %gvk.kind, error = %e, "discovery failed; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(15));
+    }
+    tracing::error!(kind = %gvk.kind, "discovery kept failing; not watching this kind");
+    false
 }
