@@ -22,6 +22,7 @@ func runEtcd(args []string) int {
 	cfg := embed.NewConfig()
 	cfg.Dir = *dir
 	cfg.LogLevel = "error"
+	cfg.UnsafeNoFsync = true // throwaway state: up wipes it on every start
 	client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", *port)}
 	peerURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", *peer)}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}

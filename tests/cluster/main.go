@@ -13,8 +13,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	_ "time/tzdata" // CronJob time zones, as in the upstream mains
 
+	_ "k8s.io/client-go/plugin/pkg/client/auth" // kubectl's client auth plugins
 	"k8s.io/component-base/cli"
+	"k8s.io/component-base/logs"
+	_ "k8s.io/component-base/logs/json/register"          // --logging-format=json
+	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go metrics
+	_ "k8s.io/component-base/metrics/prometheus/version"  // version metric
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
@@ -23,6 +29,8 @@ import (
 
 func main() {
 	if filepath.Base(os.Args[0]) == "kubectl" {
+		// As cmd/kubectl/kubectl.go: verbosity first, then the command.
+		logs.GlogSetter(kubectlcmd.GetLogVerbosity(os.Args)) // nolint:errcheck
 		command := kubectlcmd.NewDefaultKubectlCommand()
 		if err := cli.RunNoErrOutput(command); err != nil {
 			kubectlutil.CheckErr(err)

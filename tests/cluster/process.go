@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -37,7 +38,10 @@ func (p *plane) start(name, sub string, args ...string) error {
 	}
 	cmd := exec.Command(self, append([]string{sub}, args...)...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Own process group: a Ctrl-C or a group SIGTERM reaches only the
+	// supervisor, which stops the children in order. Pdeathsig kills them if
+	// the supervisor itself is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -47,19 +51,45 @@ func (p *plane) start(name, sub string, args ...string) error {
 	return nil
 }
 
-// shutdown stops children in reverse order: SIGTERM, SIGKILL after 3 s
-// (the state is thrown away, so a drawn-out graceful stop buys nothing).
+// shutdown stops the children in reverse order of start (controller-manager,
+// apiserver, etcd): SIGTERM, then SIGKILL for one still running after 10 s.
 func (p *plane) shutdown() {
 	for i := len(p.children) - 1; i >= 0; i-- {
 		c := p.children[i]
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-c.done:
-		case <-time.After(3 * time.Second):
+		case <-time.After(10 * time.Second):
+			fmt.Fprintf(os.Stderr, "up: %s ignored SIGTERM for 10s; killing it\n", c.name)
 			_ = c.cmd.Process.Kill()
 			<-c.done
 		}
 	}
+}
+
+// died reports a component that failed, with the end of its log, and returns
+// the exit code; up() then stops the other components.
+func (p *plane) died(name, what string) int {
+	log := p.logFile(name)
+	fmt.Fprintf(os.Stderr, "up: %s %s; see %s\n", name, what, log)
+	b, _ := os.ReadFile(log)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 8 {
+		lines = lines[len(lines)-8:]
+	}
+	for _, l := range lines {
+		if l != "" {
+			fmt.Fprintf(os.Stderr, "  | %s\n", l)
+		}
+	}
+	if strings.Contains(string(b), "address already in use") {
+		if name == "apiserver" {
+			fmt.Fprintf(os.Stderr, "up: port 127.0.0.1:%d is in use; pass --port or run make down\n", p.apiPort)
+		} else {
+			fmt.Fprintf(os.Stderr, "up: a port picked for %s was taken meanwhile; run up again\n", name)
+		}
+	}
+	return 1
 }
 
 func (p *plane) apiserverFlags() []string {

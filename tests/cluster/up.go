@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -24,6 +25,7 @@ func up(args []string) int {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	dir := fs.String("dir", "", "run directory (pki, logs, kubeconfigs)")
 	port := fs.Int("port", 0, "kube-apiserver port (default: a free one)")
+	timeout := fs.Duration("timeout", 90*time.Second, "deadline for etcd, apiserver and controller-manager together")
 	_ = fs.Parse(args)
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "up: --dir is required")
@@ -33,15 +35,25 @@ func up(args []string) int {
 	if err != nil {
 		return fail("up: %v", err)
 	}
-	p := &plane{dir: abs, pki: filepath.Join(abs, "pki"), logs: filepath.Join(abs, "logs")}
+	p := &plane{dir: abs, pki: filepath.Join(abs, "pki"), logs: filepath.Join(abs, "logs"), timeout: *timeout}
+	if pid := p.running(); pid != 0 {
+		return fail("up: gg-cluster (pid %d) is already running in %s; stop it (kill %d) or run make down", pid, abs, pid)
+	}
+	// Catch signals before the first child exists, so none is left behind.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
 	if err := p.prepare(*port); err != nil {
 		return fail("up: %v", err)
 	}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	pidFile := filepath.Join(abs, "gg-cluster.pid")
+	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	code := p.run(stop)
 	p.shutdown()
 	_ = os.Remove(filepath.Join(abs, "ready"))
+	_ = os.Remove(pidFile)
+	if code == 0 {
+		fmt.Println("gg-cluster stopped")
+	}
 	return code
 }
 
@@ -55,10 +67,36 @@ type plane struct {
 	apiPort, etcdPort int
 	etcdPeer, kcmPort int
 	server            string
+	timeout           time.Duration
 	children          []*child
 }
 
+// running returns the pid of a live gg-cluster already supervising p.dir, or 0.
+func (p *plane) running() int {
+	b, err := os.ReadFile(filepath.Join(p.dir, "gg-cluster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || pid == os.Getpid() || syscall.Kill(pid, 0) != nil {
+		return 0
+	}
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil &&
+		!strings.Contains(string(cmdline), "gg-cluster") {
+		return 0 // a stale file whose pid now belongs to something else
+	}
+	return pid
+}
+
+// prepare makes a fresh cluster in p.dir: state from an earlier run (etcd data,
+// PKI, a stale ready file) is replaced, since new keys would not match it.
 func (p *plane) prepare(port int) error {
+	_ = os.Remove(filepath.Join(p.dir, "ready"))
+	for _, d := range []string{"etcd", "apiserver-certs", "pki", "logs"} {
+		if err := os.RemoveAll(filepath.Join(p.dir, d)); err != nil {
+			return err
+		}
+	}
 	for _, d := range []string{p.pki, p.logs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -67,7 +105,7 @@ func (p *plane) prepare(port int) error {
 	var err error
 	if port != 0 {
 		if !portFree(port) {
-			return fmt.Errorf("port 127.0.0.1:%d is in use; pass another --port or run make down", port)
+			return fmt.Errorf("port 127.0.0.1:%d is in use; pass --port or run make down", port)
 		}
 		p.apiPort = port
 	} else if p.apiPort, err = freePort(); err != nil {
@@ -117,18 +155,19 @@ func (p *plane) writePKI() error {
 
 func (p *plane) run(stop chan os.Signal) int {
 	start := time.Now()
+	deadline := start.Add(p.timeout)
 	if err := p.start("etcd", "etcd", "--dir", filepath.Join(p.dir, "etcd"),
 		"--port", strconv.Itoa(p.etcdPort), "--peer-port", strconv.Itoa(p.etcdPeer)); err != nil {
 		return fail("up: %v", err)
 	}
-	if code := p.await(stop, "etcd", 60*time.Second, func() bool { return dial(p.etcdPort) }); code >= 0 {
+	if code := p.await(stop, "etcd", deadline, func() bool { return dial(p.etcdPort) }); code >= 0 {
 		return code
 	}
 	if err := p.start("apiserver", "apiserver", p.apiserverFlags()...); err != nil {
 		return fail("up: %v", err)
 	}
 	admin := newAdminClient(p.pki, p.server)
-	if code := p.await(stop, "apiserver", 90*time.Second, func() bool { return admin.ok("/readyz") }); code >= 0 {
+	if code := p.await(stop, "apiserver", deadline, func() bool { return admin.ok("/readyz") }); code >= 0 {
 		return code
 	}
 	if err := p.start("controller-manager", "controller-manager", p.kcmFlags()...); err != nil {
@@ -136,31 +175,34 @@ func (p *plane) run(stop chan os.Signal) int {
 	}
 	// The service-account controller creating `default` shows kcm is at work.
 	sa := "/api/v1/namespaces/default/serviceaccounts/default"
-	if code := p.await(stop, "controller-manager", 90*time.Second, func() bool { return admin.ok(sa) }); code >= 0 {
+	if code := p.await(stop, "controller-manager", deadline, func() bool { return admin.ok(sa) }); code >= 0 {
 		return code
 	}
-	ready := fmt.Sprintf("%s\n", p.server)
-	if err := os.WriteFile(filepath.Join(p.dir, "ready"), []byte(ready), 0o644); err != nil {
+	// Written whole, then renamed: a reader never sees a partial file.
+	ready := filepath.Join(p.dir, "ready")
+	if err := os.WriteFile(ready+".tmp", []byte(p.server+"\n"), 0o644); err != nil {
 		return fail("up: %v", err)
 	}
-	_ = os.WriteFile(filepath.Join(p.dir, "gg-cluster.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	if err := os.Rename(ready+".tmp", ready); err != nil {
+		return fail("up: %v", err)
+	}
 	fmt.Printf("gg-cluster ready in %.1fs: %s (kubeconfigs in %s)\n", time.Since(start).Seconds(), p.server, p.dir)
 	return p.supervise(stop)
 }
 
 // await polls ready until it holds; -1 means go on, anything else is the exit code.
-func (p *plane) await(stop chan os.Signal, name string, limit time.Duration, ready func() bool) int {
-	deadline := time.Now().Add(limit)
+func (p *plane) await(stop chan os.Signal, name string, deadline time.Time, ready func() bool) int {
+	c := p.find(name)
 	for !ready() {
 		select {
 		case <-stop:
 			return 0
-		case <-p.find(name).done:
-			return fail("up: %s exited early (%v); see %s", name, p.find(name).err, p.logFile(name))
+		case <-c.done:
+			return p.died(name, fmt.Sprintf("exited early (%v)", c.err))
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fail("up: %s not ready after %s; see %s", name, limit, p.logFile(name))
+			return p.died(name, fmt.Sprintf("not ready within %s", p.timeout))
 		}
 	}
 	return -1
@@ -175,6 +217,12 @@ func (p *plane) supervise(stop chan os.Signal) int {
 	case <-stop:
 		return 0
 	case name := <-exited:
-		return fail("up: %s exited; see %s", name, p.logFile(name))
+		// A signal to the whole process group reaches a child first: that is a stop.
+		select {
+		case <-stop:
+			return 0
+		case <-time.After(500 * time.Millisecond):
+		}
+		return p.died(name, fmt.Sprintf("exited (%v)", p.find(name).err))
 	}
 }

@@ -266,3 +266,58 @@ pub fn server_dry_run_gets_the_same_decision(c: &Cluster) -> Outcome {
     }
     Ok(())
 }
+
+/// A tenant Kustomization with `spec.serviceAccountName`: Flux impersonates
+/// that account, so it (and not kustomize-controller) writes the tenant's objects.
+pub fn a_tenant_kustomization_is_reconciled_by_its_own_service_account(c: &Cluster) -> Outcome {
+    let ns = c.namespace("e2e-tenant", &[])?;
+    c.kubectl(
+        "admin",
+        &["create", "serviceaccount", "reconciler", "-n", &ns],
+    )
+    .allowed("create sa")?;
+    let sa = format!("{ns}:reconciler");
+    let bind = [
+        "create",
+        "rolebinding",
+        "reconciler",
+        "-n",
+        &ns,
+        "--clusterrole=admin",
+        "--serviceaccount",
+        &sa,
+    ];
+    c.kubectl("admin", &bind).allowed("bind sa")?;
+    let ks = format!(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {{name: apps, namespace: {ns}}}\n\
+         spec: {{serviceAccountName: reconciler, path: ./tenants/{ns}, sourceRef: {{kind: GitRepository, name: tenant}}}}\n"
+    );
+    c.kubectl_stdin("admin", &["apply", "-f", "-"], &ks)
+        .allowed("create tenant Kustomization")?;
+    let cm = |data: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\n  labels:\n    \
+             kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: {ns}\ndata: {{v: \"{data}\"}}\n"
+        )
+    };
+    let apply = [
+        "apply",
+        "--server-side",
+        "--field-manager=kustomize-controller",
+        "-f",
+        "-",
+    ];
+    // The guard learns the Kustomization through its watch.
+    super::cluster::eventually(std::time::Duration::from_secs(10), || {
+        c.kubectl_as_service_account(&ns, "reconciler", &apply, &cm("1"))
+            .allowed("the tenant's account applies")?;
+        Ok(())
+    })?;
+    c.kubectl_stdin("kustomize-controller", &apply, &cm("2"))
+        .denied("kustomize-controller itself for an impersonating tenant")?
+        .mentions(&format!(
+            "Only system:serviceaccount:{ns}:reconciler may write it"
+        ))?
+        .mentions(&format!("./tenants/{ns}"))?;
+    Ok(())
+}

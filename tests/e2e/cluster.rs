@@ -209,3 +209,32 @@ pub fn flux_apply(c: &Cluster, manifest: &str) -> Result<Out, String> {
     c.kubectl_stdin("kustomize-controller", &args, manifest)
         .allowed("the reconciler's server-side apply")
 }
+
+impl Cluster {
+    /// Runs kubectl with a fresh TokenRequest token of `namespace/sa`.
+    pub fn kubectl_as_service_account(
+        &self,
+        namespace: &str,
+        sa: &str,
+        args: &[&str],
+        stdin: &str,
+    ) -> Out {
+        let token = self.kubectl("admin", &["create", "token", sa, "-n", namespace]);
+        if !token.ok {
+            return token;
+        }
+        let server = std::fs::read_to_string(self.run.join("cluster/ready")).unwrap_or_default();
+        let ca = self.run.join("cluster/pki/ca.crt").display().to_string();
+        let mut all = vec![
+            "--kubeconfig=/dev/null",
+            "--server",
+            server.trim(),
+            "--certificate-authority",
+            &ca,
+        ];
+        let bearer = format!("--token={}", token.stdout.trim());
+        all.push(&bearer);
+        all.extend_from_slice(args);
+        self.kubectl_with("admin", &all, Some(stdin), &[])
+    }
+}

@@ -79,6 +79,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         admission::server_dry_run_gets_the_same_decision,
     ),
     (
+        "a_tenant_kustomization_is_reconciled_by_its_own_service_account",
+        admission::a_tenant_kustomization_is_reconciled_by_its_own_service_account,
+    ),
+    (
         "break_glass_lets_alice_through_until_it_expires",
         lifecycle::break_glass_lets_alice_through_until_it_expires,
     ),
