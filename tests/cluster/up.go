@@ -91,6 +91,17 @@ func (p *plane) running() int {
 // prepare makes a fresh cluster in p.dir: state from an earlier run (etcd data,
 // PKI, a stale ready file) is replaced, since new keys would not match it.
 func (p *plane) prepare(port int) error {
+	if port != 0 && !portFree(port) {
+		return fmt.Errorf("port 127.0.0.1:%d is in use; pass --port or run make down", port)
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		return err
+	}
+	p.apiPort, p.etcdPort, p.etcdPeer, p.kcmPort = ports[0], ports[1], ports[2], ports[3]
+	if port != 0 {
+		p.apiPort = port
+	}
 	_ = os.Remove(filepath.Join(p.dir, "ready"))
 	for _, d := range []string{"etcd", "apiserver-certs", "pki", "logs"} {
 		if err := os.RemoveAll(filepath.Join(p.dir, d)); err != nil {
@@ -99,20 +110,6 @@ func (p *plane) prepare(port int) error {
 	}
 	for _, d := range []string{p.pki, p.logs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	var err error
-	if port != 0 {
-		if !portFree(port) {
-			return fmt.Errorf("port 127.0.0.1:%d is in use; pass --port or run make down", port)
-		}
-		p.apiPort = port
-	} else if p.apiPort, err = freePort(); err != nil {
-		return err
-	}
-	for _, target := range []*int{&p.etcdPort, &p.etcdPeer, &p.kcmPort} {
-		if *target, err = freePort(); err != nil {
 			return err
 		}
 	}
