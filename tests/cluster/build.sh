@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 if ! command -v go >/dev/null 2>&1; then
-  echo "build.sh: Go is not installed; install Go >= $(sed -n 's/^go //p' go.mod) (https://go.dev/dl/) and retry" >&2
+  echo "build.sh: go not found; install Go >= $(sed -n 's/^go //p' go.mod): https://go.dev/dl/ (or a distribution package), put it on PATH and retry" >&2
   exit 1
 fi
 stamp=$(cat build.sh go.mod go.sum ./*.go | sha256sum | cut -d' ' -f1)
@@ -22,7 +22,8 @@ ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags="$ldflags -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 done
-go build -trimpath -ldflags="$ldflags" -o bin/gg-cluster.new .
+# -mod=readonly: go.sum is complete; a build never edits go.mod or go.sum.
+go build -mod=readonly -buildvcs=false -trimpath -ldflags="$ldflags" -o bin/gg-cluster.new .
 mv bin/gg-cluster.new bin/gg-cluster
 ln -sfn gg-cluster bin/kubectl
 echo "$stamp" >bin/.stamp
