@@ -197,16 +197,18 @@ pub fn flux_deployment(ns: &str, replicas: u32) -> String {
     )
 }
 
+/// kubectl arguments of a server-side apply from stdin as kustomize-controller makes it.
+pub const FLUX_APPLY: [&str; 5] = [
+    "apply",
+    "--server-side",
+    "--field-manager=kustomize-controller",
+    "-f",
+    "-",
+];
+
 /// Server-side apply as Flux's kustomize-controller does it.
 pub fn flux_apply(c: &Cluster, manifest: &str) -> Result<Out, String> {
-    let args = [
-        "apply",
-        "--server-side",
-        "--field-manager=kustomize-controller",
-        "-f",
-        "-",
-    ];
-    c.kubectl_stdin("kustomize-controller", &args, manifest)
+    c.kubectl_stdin("kustomize-controller", &FLUX_APPLY, manifest)
         .allowed("the reconciler's server-side apply")
 }
 

@@ -2,7 +2,7 @@
 
 use std::{process::Command, time::Duration};
 
-use super::cluster::{Cluster, Outcome, eventually, flux_apply, flux_deployment};
+use super::cluster::{Cluster, FLUX_APPLY, Outcome, eventually, flux_apply, flux_deployment};
 
 pub fn break_glass_lets_alice_through_until_it_expires(c: &Cluster) -> Outcome {
     let ns = c.namespace("e2e-breakglass", &[])?;
@@ -182,14 +182,7 @@ pub fn with_the_guard_down_owned_writes_fail_and_others_go_on(c: &Cluster) -> Ou
 }
 
 fn outage_checks(c: &Cluster, ns: &str) -> Outcome {
-    let args = [
-        "apply",
-        "--server-side",
-        "--field-manager=kustomize-controller",
-        "-f",
-        "-",
-    ];
-    let out = c.kubectl_stdin("kustomize-controller", &args, &flux_deployment(ns, 2));
+    let out = c.kubectl_stdin("kustomize-controller", &FLUX_APPLY, &flux_deployment(ns, 2));
     if out.ok || !out.stderr.contains("failed calling webhook") {
         return Err(format!(
             "expected the apiserver's webhook error, got ok={}: {}",
