@@ -97,12 +97,51 @@ pub enum Category<'a> {
 /// `(group, resource, namespace, name)` of a parent of `/scale`.
 pub type ScaleKey = (String, String, String, String);
 
+/// Entries by namespace, then name, looked up with borrowed strings: the
+/// decision path never allocates a key.
+#[derive(Debug)]
+struct ByNamespace<V>(HashMap<String, BTreeMap<String, V>>);
+
+impl<V> Default for ByNamespace<V> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<V> ByNamespace<V> {
+    fn insert(&mut self, namespace: String, name: String, value: V) {
+        self.0.entry(namespace).or_default().insert(name, value);
+    }
+
+    fn remove(&mut self, namespace: &str, name: &str) {
+        if let Some(names) = self.0.get_mut(namespace) {
+            names.remove(name);
+            if names.is_empty() {
+                self.0.remove(namespace);
+            }
+        }
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<&V> {
+        self.0.get(namespace)?.get(name)
+    }
+
+    fn in_namespace(&self, namespace: &str) -> impl Iterator<Item = &V> {
+        self.0.get(namespace).into_iter().flat_map(BTreeMap::values)
+    }
+
+    fn len(&self) -> usize {
+        self.0.values().map(BTreeMap::len).sum()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ClusterView {
     namespaces: HashMap<String, NamespaceFacts>,
-    grants: HashMap<String, BTreeMap<String, Grant>>,
-    scale_parents: HashMap<ScaleKey, ParentMeta>,
-    flux: HashMap<(OwnerKind, String, String), FluxObject>,
+    grants: ByNamespace<Grant>,
+    /// One index per (group, resource); there are only a handful.
+    scale_parents: Vec<(String, String, ByNamespace<ParentMeta>)>,
+    flux: HashMap<OwnerKind, ByNamespace<FluxObject>>,
     synced: bool,
 }
 
@@ -152,34 +191,41 @@ impl ClusterView {
     }
 
     pub fn upsert_grant(&mut self, namespace: String, grant: Grant) {
-        self.grants
-            .entry(namespace)
-            .or_default()
-            .insert(grant.name.clone(), grant);
+        self.grants.insert(namespace, grant.name.clone(), grant);
     }
 
     pub fn remove_grant(&mut self, namespace: &str, name: &str) {
-        if let Some(grants) = self.grants.get_mut(namespace) {
-            grants.remove(name);
-            if grants.is_empty() {
-                self.grants.remove(namespace);
-            }
-        }
+        self.grants.remove(namespace, name);
     }
 
     pub fn grants_in(&self, namespace: &str) -> impl Iterator<Item = &Grant> {
-        self.grants
-            .get(namespace)
-            .into_iter()
-            .flat_map(|g| g.values())
+        self.grants.in_namespace(namespace)
     }
 
     pub fn upsert_scale_parent(&mut self, key: ScaleKey, meta: ParentMeta) {
-        self.scale_parents.insert(key, meta);
+        let (group, resource, ns, name) = key;
+        if self.scale_index(&group, &resource).is_none() {
+            self.scale_parents
+                .push((group.clone(), resource.clone(), ByNamespace::default()));
+        }
+        if let Some(index) = self.scale_index(&group, &resource) {
+            index.insert(ns, name, meta);
+        }
     }
 
     pub fn remove_scale_parent(&mut self, key: &ScaleKey) {
-        self.scale_parents.remove(key);
+        let (group, resource, ns, name) = key;
+        if let Some(index) = self.scale_index(group, resource) {
+            index.remove(ns, name);
+        }
+    }
+
+    fn scale_index(&mut self, group: &str, resource: &str) -> Option<&mut ByNamespace<ParentMeta>> {
+        let found = self
+            .scale_parents
+            .iter_mut()
+            .find(|(g, r, _)| g == group && r == resource);
+        found.map(|(_, _, index)| index)
     }
 
     pub fn scale_parent(
@@ -189,14 +235,11 @@ impl ClusterView {
         ns: &str,
         name: &str,
     ) -> Option<&ParentMeta> {
-        // Owned keys in the map; a borrowed lookup would need a custom Borrow impl.
-        let key = (
-            group.to_owned(),
-            resource.to_owned(),
-            ns.to_owned(),
-            name.to_owned(),
-        );
-        self.scale_parents.get(&key)
+        let (_, _, index) = self
+            .scale_parents
+            .iter()
+            .find(|(g, r, _)| g == group && r == resource)?;
+        index.get(ns, name)
     }
 
     pub fn upsert_flux(
@@ -206,35 +249,48 @@ impl ClusterView {
         name: String,
         object: FluxObject,
     ) {
-        self.flux.insert((kind, namespace, name), object);
+        self.flux
+            .entry(kind)
+            .or_default()
+            .insert(namespace, name, object);
     }
 
     pub fn remove_flux(&mut self, kind: OwnerKind, namespace: &str, name: &str) {
-        self.flux
-            .remove(&(kind, namespace.to_owned(), name.to_owned()));
+        if let Some(index) = self.flux.get_mut(&kind) {
+            index.remove(namespace, name);
+        }
     }
 
     pub fn flux_object(&self, owner: &Owner) -> Option<&FluxObject> {
         self.flux
-            .get(&(owner.kind, owner.namespace.clone(), owner.name.clone()))
+            .get(&owner.kind)?
+            .get(&owner.namespace, &owner.name)
     }
 
     /// Forgets one category before a relist re-fills it.
     pub fn clear(&mut self, category: Category<'_>) {
         match category {
             Category::Namespaces => self.namespaces.clear(),
-            Category::Grants => self.grants.clear(),
-            Category::ScaleParents(resource) => self.scale_parents.retain(|k, _| k.1 != resource),
-            Category::Flux(kind) => self.flux.retain(|k, _| k.0 != kind),
+            Category::Grants => self.grants = ByNamespace::default(),
+            Category::ScaleParents(resource) => {
+                self.scale_parents.retain(|(_, r, _)| r != resource)
+            }
+            Category::Flux(kind) => {
+                self.flux.remove(&kind);
+            }
         }
     }
 
     pub fn sizes(&self) -> ViewSizes {
         ViewSizes {
             namespaces: self.namespaces.len(),
-            grants: self.grants.values().map(BTreeMap::len).sum(),
-            scale_parents: self.scale_parents.len(),
-            flux_objects: self.flux.len(),
+            grants: self.grants.len(),
+            scale_parents: self
+                .scale_parents
+                .iter()
+                .map(|(_, _, index)| index.len())
+                .sum(),
+            flux_objects: self.flux.values().map(ByNamespace::len).sum(),
         }
     }
 }

@@ -45,7 +45,7 @@ pub fn decide(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Times
     let claimed_owner = claimed
         .and_then(|m| owner_of(policy, m))
         .filter(|c| Some(c) != judged_owner.as_ref());
-    let Some(owner) = judged_owner.clone().or_else(|| claimed_owner.clone()) else {
+    let Some(owner) = judged_owner.as_ref().or(claimed_owner.as_ref()) else {
         return Decision::allow(Reason::Unowned);
     };
     let owners = [judged_owner.as_ref(), claimed_owner.as_ref()];
@@ -60,7 +60,7 @@ pub fn decide(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Times
     if derived && user.starts_with("system:serviceaccount:") {
         return Decision::allow(Reason::DerivedObject);
     }
-    let (reason, key) = classify(policy, req, &owner, old, new);
+    let (reason, key) = classify(policy, req, owner, old, new);
     let subject = Subject::of(req);
     judge_manual(
         policy,
@@ -68,7 +68,8 @@ pub fn decide(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Times
         req,
         now,
         Manual {
-            owner,
+            // Only a manual change names its owner in a message: clone it here.
+            owner: owner.clone(),
             reason,
             key,
             subject,
