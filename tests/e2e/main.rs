@@ -9,6 +9,7 @@
 mod admission;
 mod cluster;
 mod lifecycle;
+mod namespaces;
 
 use std::process::ExitCode;
 
@@ -81,6 +82,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     (
         "a_tenant_kustomization_is_reconciled_by_its_own_service_account",
         admission::a_tenant_kustomization_is_reconciled_by_its_own_service_account,
+    ),
+    (
+        "labelling_an_owned_namespace_out_of_the_guard_is_denied",
+        namespaces::labelling_an_owned_namespace_out_of_the_guard_is_denied,
     ),
     (
         "break_glass_lets_alice_through_until_it_expires",
