@@ -12,6 +12,15 @@ use crate::{
     cluster::{reflect, view::ClusterView},
     config::ServeArgs,
     metrics::{AdmissionMetrics, ViewSizeCollector},
+    pin::{
+        cache::DigestCache,
+        credentials::Credentials,
+        metrics::{CacheSizeCollector, PinMetrics},
+        pullsecret::Keyring,
+        registry::RegistryClient,
+        resolver::Resolver,
+        serve::{self, Pinner},
+    },
     policy::Policy,
     server::{self, Guard},
     tls::{self, CertWatcher, TlsMetrics},
@@ -51,12 +60,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let client = kube_client(kubeconfig.as_deref()).await?;
     let ready = readiness.clone();
     let on_synced = Arc::new(move || ready.view_synced.store(true, Ordering::Release));
-    reflect::spawn(client, policy.clone(), view.clone(), on_synced).await;
+    reflect::spawn(client.clone(), policy.clone(), view.clone(), on_synced).await;
 
+    let metrics = AdmissionMetrics::new(&registry)?;
+    let pinner = pinner(&policy, &view, client, metrics.clone(), &registry)?;
     let guard = Guard {
         policy,
         view,
-        metrics: AdmissionMetrics::new(&registry)?,
+        metrics,
     };
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("--listen {listen}: cannot bind"))?;
@@ -70,7 +81,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .http_builder()
         .http1()
         .header_read_timeout(Some(header_read_timeout));
-    let app = server::router(guard, request_timeout);
+    let app = server::router(guard, request_timeout).merge(serve::router(pinner));
     let webhook = tokio::spawn(webhook.serve(app.into_make_service()));
     readiness.listener_bound.store(true, Ordering::Release);
     tracing::info!(%listen, %admin_listen, "serving");
@@ -96,6 +107,36 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     admin.await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The mutating side: digest cache, registry client and pull-secret reader.
+fn pinner(
+    policy: &Arc<Policy>,
+    view: &Arc<RwLock<ClusterView>>,
+    client: kube::Client,
+    metrics: AdmissionMetrics,
+    registry: &Registry,
+) -> anyhow::Result<Pinner> {
+    let pin_metrics = PinMetrics::new(registry)?;
+    let cache = Arc::new(DigestCache::new(&policy.images.cache, pin_metrics.clone()));
+    CacheSizeCollector::register(registry, &cache)?;
+    let client_registry = RegistryClient::new(&policy.images, pin_metrics.clone())?;
+    let credentials = Credentials::new(
+        Some(client),
+        &policy.images.pull_secrets,
+        Keyring::default(),
+    );
+    Ok(Pinner {
+        policy: policy.clone(),
+        view: view.clone(),
+        resolver: Arc::new(Resolver {
+            cache,
+            registry: Arc::new(client_registry),
+        }),
+        credentials: Arc::new(credentials),
+        metrics,
+        pin_metrics,
+    })
 }
 
 async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod duration;
 pub mod guard;
 pub mod metrics;
+pub mod pin;
 pub mod policy;
 pub mod server;
 pub mod telemetry;

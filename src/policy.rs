@@ -74,6 +74,8 @@ pub struct Policy {
     /// (besides the ownership markers themselves).
     pub escape_hatches: Vec<String>,
     pub break_glass: BreakGlassPolicy,
+    /// Digest pinning by the mutating webhook.
+    pub images: crate::pin::settings::ImagePolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -150,7 +152,7 @@ fn default_argo_namespace() -> String {
     "argocd".to_owned()
 }
 
-fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text).map_err(serde::de::Error::custom)
 }
@@ -231,6 +233,7 @@ impl Default for Policy {
                 "argocd.argoproj.io/compare-options",
             ]),
             break_glass: BreakGlassPolicy::default(),
+            images: Default::default(),
         }
     }
 }
@@ -281,7 +284,7 @@ impl Policy {
         if self.mode_label.is_empty() {
             return Err(("modeLabel".into(), "must not be empty".into()));
         }
-        Ok(())
+        self.images.validate()
     }
 }
 

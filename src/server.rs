@@ -60,7 +60,7 @@ pub fn router(guard: Guard, request_timeout: Duration) -> Router {
         .with_state(guard)
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+pub fn is_json(headers: &HeaderMap) -> bool {
     let value = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -33,10 +33,12 @@ pub enum Reason {
     ForgedFieldManager,
     /// `/scale` of a parent the cluster view does not know yet.
     ViewNotSynced,
+    /// An image without a digest in a namespace that requires pinning.
+    UnpinnedImage,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Unowned,
         Reason::Reconciler,
         Reason::SystemActor,
@@ -51,6 +53,7 @@ impl Reason {
         Reason::EscapeHatch,
         Reason::ForgedFieldManager,
         Reason::ViewNotSynced,
+        Reason::UnpinnedImage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Reason {
             Reason::EscapeHatch => "escape-hatch",
             Reason::ForgedFieldManager => "forged-field-manager",
             Reason::ViewNotSynced => "view-not-synced",
+            Reason::UnpinnedImage => "unpinned-image",
         }
     }
 }

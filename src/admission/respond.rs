@@ -53,6 +53,27 @@ pub fn review(uid: &str, decision: &Decision) -> AdmissionReview<DynamicObject> 
     response.into_review()
 }
 
+/// The mutating webhook's answer: a denial, or an allow carrying the JSON
+/// Patch (when there is one) and warnings.
+pub fn pin_review(
+    uid: &str,
+    plan: &crate::pin::plan::Plan,
+) -> Result<AdmissionReview<DynamicObject>, String> {
+    let base = AdmissionResponse::from(&header(uid));
+    let mut response = match &plan.denial {
+        Some(message) => base.deny(message),
+        None if plan.replacements.is_empty() => base,
+        None => base.with_patch(plan.patch()?).map_err(|e| e.to_string())?,
+    };
+    if !plan.warnings.is_empty() {
+        response.warnings = Some(plan.warnings.clone());
+    }
+    response
+        .audit_annotations
+        .insert("reason".into(), plan.reason.as_str().into());
+    Ok(response.into_review())
+}
+
 /// The response for a body that could not be read as a review: never an allow.
 pub fn invalid(reason: &impl ToString) -> AdmissionReview<DynamicObject> {
     AdmissionResponse::invalid(reason.to_string()).into_review()

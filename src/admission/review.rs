@@ -42,26 +42,45 @@ impl DecodeError {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
+struct Envelope<'a, R> {
     #[serde(borrow, default)]
     api_version: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    request: Option<Request<'a>>,
+    #[serde(default = "Option::default")]
+    request: Option<R>,
+}
+
+/// A request view decoded from a review: each webhook reads its own.
+pub trait ReviewRequest {
+    fn uid(&self) -> &str;
+}
+
+impl ReviewRequest for Request<'_> {
+    fn uid(&self) -> &str {
+        &self.uid
+    }
 }
 
 /// Decodes a review body (JSON). YAML input is converted by the caller.
 pub fn decode(body: &[u8]) -> Result<Request<'_>, DecodeError> {
+    decode_as(body)
+}
+
+/// Decodes a review body into the request view `R`, with the same checks.
+pub fn decode_as<'a, R>(body: &'a [u8]) -> Result<R, DecodeError>
+where
+    R: Deserialize<'a> + ReviewRequest,
+{
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
     }
-    let envelope: Envelope<'_> = match serde_json::from_slice(body) {
+    let envelope: Envelope<'a, R> = match serde_json::from_slice(body) {
         Ok(envelope) => envelope,
         // A review of another version fails to parse for that reason: say so.
         Err(e) => return Err(version_error(body).unwrap_or(DecodeError::Json(e))),
     };
     check_version(envelope.api_version.as_deref())?;
     let request = envelope.request.ok_or(DecodeError::NoRequest)?;
-    if request.uid.is_empty() {
+    if request.uid().is_empty() {
         return Err(DecodeError::NoUid);
     }
     Ok(request)

@@ -1,0 +1,162 @@
+//! The pinning webhooks' HTTP shell: `POST /mutate` (pin tags to digests)
+//! and `POST /validate-images` (in `require` namespaces, deny what is still
+//! unpinned). Decode, read the namespace's mode, call the pure plan, resolve
+//! in between, encode. One span a review; objects are never logged.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use serde::Deserialize;
+use tower_http::timeout::TimeoutLayer;
+use tracing::field::Empty;
+
+use super::{
+    credentials::Credentials,
+    locate::{self, Carrier, PinRequest},
+    metrics::PinMetrics,
+    plan::{self, PinReason, Plan, Untouched},
+    resolver::Resolver,
+    settings::PinMode,
+};
+use crate::{
+    admission::{decision::Decision, decision::Reason, respond},
+    cluster::view::ClusterView,
+    metrics::{AdmissionMetrics, InFlight},
+    policy::Policy,
+    server::{BODY_LIMIT, is_json},
+};
+
+/// Everything a pinning review needs, shared by all requests.
+#[derive(Clone)]
+pub struct Pinner {
+    pub policy: Arc<Policy>,
+    pub view: Arc<RwLock<ClusterView>>,
+    pub resolver: Arc<Resolver>,
+    pub credentials: Arc<Credentials>,
+    pub metrics: AdmissionMetrics,
+    pub pin_metrics: PinMetrics,
+}
+
+/// Kept back from the apiserver's own timeout for encoding and the trip home.
+const MARGIN: Duration = Duration::from_millis(500);
+
+pub fn router(pinner: Pinner) -> Router {
+    let limit = pinner.policy.images.deadline + Duration::from_secs(1);
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate-images", post(validate_images))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limit,
+        ))
+        .with_state(pinner)
+}
+
+/// The apiserver appends `?timeout=10s` (the webhook's timeoutSeconds).
+#[derive(Debug, Default, Deserialize)]
+struct Timeout {
+    timeout: Option<String>,
+}
+
+fn deadline(policy: &Policy, query: &Timeout) -> Instant {
+    let asked = query
+        .timeout
+        .as_deref()
+        .and_then(|t| crate::duration::parse_duration(t).ok())
+        .map(|t| t.saturating_sub(MARGIN));
+    let budget = asked.map_or(policy.images.deadline, |a| a.min(policy.images.deadline));
+    Instant::now() + budget
+}
+
+impl Pinner {
+    fn mode(&self, namespace: &str) -> PinMode {
+        let view = self
+            .view
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let labels = view.namespace(namespace).map(|facts| &facts.labels);
+        self.policy.images.mode(labels)
+    }
+
+    fn count(&self, untouched: Untouched, plan: &Plan) {
+        let fields = &self.pin_metrics.fields;
+        let add = |outcome: &str, n: usize| {
+            fields
+                .with_label_values(&[outcome])
+                .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        };
+        add("already-pinned", untouched.already_pinned);
+        add("skipped", untouched.skipped);
+        add("unchanged", untouched.unchanged);
+        add("pinned", plan.replacements.len());
+    }
+
+    /// Decode, mode, plan, resolve, finish: the whole mutate review.
+    pub async fn review(&self, req: &PinRequest<'_>, deadline: Instant) -> Plan {
+        let mode = self.mode(req.namespace());
+        if mode == PinMode::Off {
+            return Plan::nothing(PinReason::Off);
+        }
+        let (wanted, untouched) = plan::wanted(req, &self.policy.images);
+        if wanted.is_empty() {
+            self.count(untouched, &Plan::nothing(PinReason::NothingToPin));
+            return Plan::nothing(PinReason::NothingToPin);
+        }
+        let (secrets, account) = pull_context(req);
+        let keyring = self
+            .credentials
+            .keyring(req.namespace(), &secrets, account)
+            .await;
+        let digests = self.resolver.resolve_all(&wanted, &keyring, deadline).await;
+        let result = plan::finish(mode, &wanted, |text| {
+            digests.get(text).map(|o| o.as_ref().map(|d| d.as_ref()))
+        });
+        self.count(untouched, &result);
+        let failed = wanted.len() - result.replacements.len();
+        if failed > 0 {
+            self.pin_metrics
+                .fields
+                .with_label_values(&["failed"])
+                .inc_by(u64::try_from(failed).unwrap_or(u64::MAX));
+        }
+        result
+    }
+}
+
+/// The pull secrets named in the pod spec, and the service account to read
+/// more from (templates only: for Pods the apiserver has already copied them).
+fn pull_context<'r>(req: &'r PinRequest<'r>) -> (Vec<&'r str>, Option<&'r str>) {
+    let Some((_, carrier, spec)) = req
+        .object
+        .as_ref()
+        .and_then(|o| locate::pod_spec(&req.kind, o))
+    else {
+        return (Vec::new(), None);
+    };
+    let secrets = spec
+        .image_pull_secrets
+        .iter()
+        .map(|s| s.name.as_ref())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let account = match carrier {
+        Carrier::Template => Some(spec.service_account_name.as_deref().unwrap_or("default")),
+        Carrier::Pod => None,
+    };
+    (secrets, account)
+}
+
+#[path = "serve_handlers.rs"]
+mod handlers;
+use handlers::{mutate, validate_images};
