@@ -13,12 +13,7 @@ use crate::{
     config::ServeArgs,
     metrics::{AdmissionMetrics, ViewSizeCollector},
     pin::{
-        cache::DigestCache,
-        credentials::Credentials,
-        metrics::{CacheSizeCollector, PinMetrics},
         pullsecret::Keyring,
-        registry::RegistryClient,
-        resolver::Resolver,
         serve::{self, Pinner},
     },
     policy::Policy,
@@ -63,7 +58,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     reflect::spawn(client.clone(), policy.clone(), view.clone(), on_synced).await;
 
     let metrics = AdmissionMetrics::new(&registry)?;
-    let pinner = pinner(&policy, &view, client, metrics.clone(), &registry)?;
+    let pinner = Pinner::build(
+        &policy,
+        &view,
+        Some(client),
+        Keyring::default(),
+        metrics.clone(),
+        &registry,
+    )?;
     let guard = Guard {
         policy,
         view,
@@ -107,36 +109,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     admin.await??;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The mutating side: digest cache, registry client and pull-secret reader.
-fn pinner(
-    policy: &Arc<Policy>,
-    view: &Arc<RwLock<ClusterView>>,
-    client: kube::Client,
-    metrics: AdmissionMetrics,
-    registry: &Registry,
-) -> anyhow::Result<Pinner> {
-    let pin_metrics = PinMetrics::new(registry)?;
-    let cache = Arc::new(DigestCache::new(&policy.images.cache, pin_metrics.clone()));
-    CacheSizeCollector::register(registry, &cache)?;
-    let client_registry = RegistryClient::new(&policy.images, pin_metrics.clone())?;
-    let credentials = Credentials::new(
-        Some(client),
-        &policy.images.pull_secrets,
-        Keyring::default(),
-    );
-    Ok(Pinner {
-        policy: policy.clone(),
-        view: view.clone(),
-        resolver: Arc::new(Resolver {
-            cache,
-            registry: Arc::new(client_registry),
-        }),
-        credentials: Arc::new(credentials),
-        metrics,
-        pin_metrics,
-    })
 }
 
 async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {

@@ -21,10 +21,13 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::field::Empty;
 
 use super::{
+    cache::DigestCache,
     credentials::Credentials,
     locate::{self, Carrier, PinRequest},
-    metrics::PinMetrics,
+    metrics::{CacheSizeCollector, PinMetrics},
     plan::{self, PinReason, Plan, Untouched},
+    pullsecret::Keyring,
+    registry::RegistryClient,
     resolver::Resolver,
     settings::PinMode,
 };
@@ -45,6 +48,37 @@ pub struct Pinner {
     pub credentials: Arc<Credentials>,
     pub metrics: AdmissionMetrics,
     pub pin_metrics: PinMetrics,
+}
+
+impl Pinner {
+    /// The mutating side: digest cache, registry client, pull-secret reader,
+    /// their metrics registered into `registry`. `client` is None offline
+    /// (`check`, tests): then only `fixed` credentials are used.
+    pub fn build(
+        policy: &Arc<Policy>,
+        view: &Arc<RwLock<ClusterView>>,
+        client: Option<kube::Client>,
+        fixed: Keyring,
+        metrics: AdmissionMetrics,
+        registry: &prometheus::Registry,
+    ) -> anyhow::Result<Self> {
+        let pin_metrics = PinMetrics::new(registry)?;
+        let cache = Arc::new(DigestCache::new(&policy.images.cache, pin_metrics.clone()));
+        CacheSizeCollector::register(registry, &cache)?;
+        let client_registry = RegistryClient::new(&policy.images, pin_metrics.clone())?;
+        let credentials = Credentials::new(client, &policy.images.pull_secrets, fixed);
+        Ok(Self {
+            policy: policy.clone(),
+            view: view.clone(),
+            resolver: Arc::new(Resolver {
+                cache,
+                registry: Arc::new(client_registry),
+            }),
+            credentials: Arc::new(credentials),
+            metrics,
+            pin_metrics,
+        })
+    }
 }
 
 /// Kept back from the apiserver's own timeout for encoding and the trip home.
