@@ -22,6 +22,8 @@ stop() { # stop NAME: SIGTERM the process group, SIGKILL after 15 s
   rm -f "$file"
 }
 stop guard
+stop registry-plain
+stop registry-auth
 stop cluster
 if [ "${GG_KEEP_RUN_DIR:-}" = 1 ]; then
   echo "down: logs kept in $run"

@@ -10,12 +10,14 @@ guard_bin=${GG_GUARD_BIN:-$root/target/debug/gitops-guard}
 # shellcheck source=/dev/null
 . "$run/guard.env"
 pidfile="$run/pids/guard.pid"
+policy=${GG_POLICY:-}
+[ -z "$policy" ] && [ -f "$run/policy.yaml" ] && policy=$run/policy.yaml
 
 case $action in
 start)
   setsid "$guard_bin" serve --listen "127.0.0.1:$GUARD_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
     --tls-cert "$run/certs/tls.crt" --tls-key "$run/certs/tls.key" \
-    --kubeconfig "$run/cluster/admin.kubeconfig" ${GG_POLICY:+--policy "$GG_POLICY"} \
+    --kubeconfig "$run/cluster/admin.kubeconfig" ${policy:+--policy "$policy"} \
     >>"$run/logs/guard.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 300); do

@@ -98,6 +98,42 @@ say "installing the BreakGlass CRD (manifests/crds)"
 wait_for 30 "BreakGlass CRD established" "$kubectl" wait --for=condition=Established --timeout=1s \
   crd/breakglasses.gitops-guard.io || fail "BreakGlass CRD not established"
 
+say "starting two local registries (docker-registry): plain, and htpasswd user 'puller'"
+command -v docker-registry >/dev/null || fail "docker-registry not found: apt-get install docker-registry apache2-utils"
+command -v htpasswd >/dev/null || fail "htpasswd not found: apt-get install apache2-utils"
+mkdir -p "$run/registry"
+registry_password=${GG_REGISTRY_PASSWORD:-pull-secret-pw}
+htpasswd -Bbn puller "$registry_password" >"$run/registry/htpasswd" 2>/dev/null || fail "htpasswd failed"
+start_registry() { # start_registry NAME PORT [auth]
+  {
+    echo "version: 0.1"
+    echo "log: {level: info, formatter: text}"
+    echo "storage: {filesystem: {rootdirectory: $run/registry/$1-data}, delete: {enabled: true}}"
+    echo "http: {addr: 127.0.0.1:$2}"
+    if [ "${3:-}" = auth ]; then
+      echo "auth: {htpasswd: {realm: gitops-guard-local, path: $run/registry/htpasswd}}"
+    fi
+  } >"$run/registry/$1.yml"
+  setsid docker-registry serve "$run/registry/$1.yml" >"$run/logs/registry-$1.log" 2>&1 </dev/null &
+  echo $! >"$run/pids/registry-$1.pid"
+}
+plain_port=$(free_port 15000) || fail "no free port for the registry"
+start_registry plain "$plain_port"
+auth_port=$(free_port $((plain_port + 1))) || fail "no free port for the registry"
+start_registry auth "$auth_port" auth
+registries_up() {
+  curl -sf -o /dev/null "http://127.0.0.1:$plain_port/v2/" &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$auth_port/v2/")" = 401 ]
+}
+wait_for 15 "registries on 127.0.0.1:$plain_port and 127.0.0.1:$auth_port (htpasswd)" registries_up ||
+  fail "the local registries did not start; see $run/logs/registry-*.log"
+printf 'PLAIN_REGISTRY=127.0.0.1:%s\nAUTH_REGISTRY=127.0.0.1:%s\nAUTH_REGISTRY_USER=puller\nAUTH_REGISTRY_PASSWORD=%s\n' \
+  "$plain_port" "$auth_port" "$registry_password" >"$run/registries.env"
+# The guard's policy here: the embedded defaults, plus plain HTTP to the two
+# local registries and a short cache TTL, so a moved tag is seen in seconds.
+printf 'images:\n  registries:\n    "127.0.0.1:%s": {plainHttp: true}\n    "127.0.0.1:%s": {plainHttp: true}\n  cache: {ttl: 3s, negativeTtl: 1s}\n' \
+  "$plain_port" "$auth_port" >"$run/policy.yaml"
+
 say "generating the webhook certificate with gitops-guard cert"
 ca_bundle=$("$guard_bin" cert --out "$run/certs" --ip 127.0.0.1 --dns localhost) || fail "gitops-guard cert failed"
 
@@ -140,6 +176,7 @@ export KUBECONFIG=$run/cluster/admin.kubeconfig
 export PATH=$root/tests/cluster/bin:\$PATH
 # as alice (group developers):  KUBECONFIG=$run/cluster/alice.kubeconfig kubectl ...
 # as Flux:                       KUBECONFIG=$run/cluster/kustomize-controller.kubeconfig kubectl ...
+# registries (plain HTTP):       127.0.0.1:$plain_port, 127.0.0.1:$auth_port (htpasswd user puller)
 EOF
 say "up. To use it:"
 cat "$run/env"

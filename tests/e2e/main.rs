@@ -10,6 +10,9 @@ mod admission;
 mod cluster;
 mod lifecycle;
 mod namespaces;
+mod pinning;
+#[path = "../support/registry.rs"]
+mod registry;
 
 use std::process::ExitCode;
 
@@ -86,6 +89,26 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     (
         "labelling_an_owned_namespace_out_of_the_guard_is_denied",
         namespaces::labelling_an_owned_namespace_out_of_the_guard_is_denied,
+    ),
+    (
+        "a_deployment_in_a_pin_namespace_gets_the_served_digest_and_a_moved_tag_after_the_ttl",
+        pinning::a_deployment_in_a_pin_namespace_gets_the_served_digest_and_a_moved_tag_after_the_ttl,
+    ),
+    (
+        "kubectl_debug_ephemeral_containers_are_pinned",
+        pinning::kubectl_debug_ephemeral_containers_are_pinned,
+    ),
+    (
+        "a_registry_that_is_down_warns_in_pin_and_is_denied_in_require",
+        pinning::a_registry_that_is_down_warns_in_pin_and_is_denied_in_require,
+    ),
+    (
+        "the_htpasswd_registry_resolves_with_the_right_pull_secret_and_fails_clearly_with_a_wrong_one",
+        pinning::the_htpasswd_registry_resolves_with_the_right_pull_secret_and_fails_clearly_with_a_wrong_one,
+    ),
+    (
+        "a_flux_server_side_dry_run_of_the_unpinned_manifest_shows_no_drift",
+        pinning::a_flux_server_side_dry_run_of_the_unpinned_manifest_shows_no_drift,
     ),
     (
         "break_glass_lets_alice_through_until_it_expires",

@@ -88,6 +88,24 @@ impl Registry {
         Ok(registry)
     }
 
+    /// A registry started by someone else (scripts/up.sh) at `addr`, whose
+    /// access log is `log`: push to it and count its requests, nothing more.
+    pub fn existing(
+        addr: &str,
+        auth: Option<(&str, &str)>,
+        log: &Path,
+    ) -> Result<Registry, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink(log, dir.path().join("registry.log"))
+            .map_err(|e| e.to_string())?;
+        Ok(Registry {
+            dir,
+            addr: addr.to_owned(),
+            auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            child: None,
+        })
+    }
+
     pub fn addr(&self) -> &str {
         &self.addr
     }
@@ -321,7 +339,9 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.resume();
-        self.stop();
+        if self.child.is_some() {
+            let _ = self.resume();
+            self.stop();
+        }
     }
 }
