@@ -30,6 +30,8 @@ pub enum Error {
         path: String,
         source: ingest::IngestError,
     },
+    #[error("{0}")]
+    Pin(String),
     #[error("{path}: {source}")]
     Review {
         path: String,
@@ -70,7 +72,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
     Ok(Outcome { decision, response })
 }
 
-fn read_input(arg: &str) -> Result<(String, String), Error> {
+pub(crate) fn read_input(arg: &str) -> Result<(String, String), Error> {
     let mut text = String::new();
     if arg == "-" {
         std::io::stdin()
@@ -89,7 +91,7 @@ fn read_input(arg: &str) -> Result<(String, String), Error> {
 }
 
 /// JSON passes through untouched; YAML is converted to JSON first.
-fn to_json(label: &str, text: &str) -> Result<Vec<u8>, Error> {
+pub(crate) fn to_json(label: &str, text: &str) -> Result<Vec<u8>, Error> {
     if text.trim_start().starts_with('{') {
         return Ok(text.as_bytes().to_vec());
     }

@@ -109,6 +109,23 @@ pub struct CheckArgs {
     /// Decide as of this time (RFC 3339) instead of now, e.g. for grant expiry.
     #[arg(long)]
     pub at: Option<jiff::Timestamp>,
+    /// Answer as the mutating webhook (`/mutate`): print the JSON Patch.
+    #[arg(long)]
+    pub mutate: bool,
+    /// With --mutate: digests to use, a YAML/JSON map from image (as
+    /// written, or `registry/repository:tag`) to `sha256:…`.
+    #[arg(long, requires = "mutate", conflicts_with = "resolve")]
+    pub digests: Option<PathBuf>,
+    /// With --mutate: ask the registries (anonymous, or --docker-config).
+    #[arg(long, requires = "mutate")]
+    pub resolve: bool,
+    /// With --resolve: a dockerconfigjson file with registry credentials.
+    #[arg(long, requires = "resolve")]
+    pub docker_config: Option<PathBuf>,
+    /// With --mutate: the namespace's pin mode, instead of its label in
+    /// --cluster-state or the policy default.
+    #[arg(long, requires = "mutate", value_parser = ["off", "pin", "require"])]
+    pub pin_mode: Option<String>,
     /// The AdmissionReview (JSON or YAML); `-` or nothing reads stdin.
     #[arg(default_value = "-")]
     pub review: String,

@@ -9,6 +9,7 @@ pub mod admission;
 pub mod app;
 pub mod cert;
 pub mod check;
+pub mod check_mutate;
 pub mod cluster;
 pub mod config;
 pub mod duration;
