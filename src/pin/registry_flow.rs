@@ -106,6 +106,8 @@ impl RegistryClient {
                         }
                     }
                 }
+                // Some proxies fail HEAD only; GET also brings the error body.
+                _ if method == Method::HEAD => method = Method::GET,
                 status => return Err(unexpected(r, status, response).await),
             }
         }
