@@ -35,6 +35,7 @@ lint:
 
 bench:
 	cargo bench --bench review
+	cargo bench --bench pin
 
 ## crd: regenerate manifests/crds/breakglass.yaml from the Rust type
 crd:
