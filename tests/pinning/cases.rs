@@ -211,3 +211,43 @@ async fn the_validating_side_denies_unpinned_images_only_in_require_namespaces()
     .await;
     assert_eq!(pin["response"]["allowed"], true);
 }
+
+#[tokio::test]
+async fn malformed_mutate_reviews_are_clear_errors_never_allows() {
+    init();
+    let (app, _) = app(&[], Keyring::default(), Duration::from_secs(1));
+    let cases: [(&[u8], StatusCode); 4] = [
+        (b"", StatusCode::BAD_REQUEST),
+        (b"{not json", StatusCode::BAD_REQUEST),
+        (
+            br#"{"apiVersion":"admission.k8s.io/v1","request":{"operation":"CREATE"}}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            br#"{"apiVersion":"admission.k8s.io/v1beta1","request":{}}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for path in ["/mutate", "/validate-images"] {
+        for (body, expected) in &cases {
+            let (status, answer) = post(&app, path, body.to_vec()).await;
+            assert_eq!(
+                status,
+                *expected,
+                "{path} {:?}",
+                String::from_utf8_lossy(body)
+            );
+            assert_ne!(answer["response"]["allowed"], true, "{path}");
+        }
+    }
+    let request = Request::post("/mutate")
+        .header("content-type", "text/plain")
+        .body(Body::from(deployment_review("pin", &["nginx:1"])))
+        .expect("request");
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|e| match e {});
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
