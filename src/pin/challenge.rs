@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-/// One challenge: scheme lowercased, parameter names lowercased.
+/// One challenge: scheme lowercased, parameter names lowercased, values
+/// unquoted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Challenge {
     pub scheme: String,
@@ -11,15 +12,18 @@ pub struct Challenge {
 }
 
 impl Challenge {
+    /// The first parameter called `name` (in any case).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 }
 
-/// Every challenge it can read from the header value; never fails.
+/// Every challenge it can read from the header value, in order; never fails.
+/// A token after the scheme followed by `=` starts a parameter; any other
+/// token starts the next challenge.
 pub fn parse_www_authenticate(value: &str) -> Vec<Challenge> {
     let mut out: Vec<Challenge> = Vec::new();
     let mut rest = value.trim();
@@ -42,12 +46,16 @@ pub fn parse_www_authenticate(value: &str) -> Vec<Challenge> {
                 scheme: token.to_ascii_lowercase(),
                 params: Vec::new(),
             });
-            rest = after_ws;
-            // A token68 credential (`Basic abc=`) is not a parameter: skip it.
-            let (word, tail) = take_token68(rest);
-            if word.ends_with('=') && !tail.trim_start().starts_with('"') {
-                rest = tail;
-            }
+            // A token68 (`Basic abc=`, `Negotiate abc123`) stands alone
+            // before a comma or the end: it is not a parameter, so skip it.
+            let (word, tail) = take_token68(after_ws);
+            let tail_ws = tail.trim_start();
+            let alone = tail_ws.is_empty() || tail_ws.starts_with(',');
+            rest = if !word.is_empty() && alone {
+                tail_ws
+            } else {
+                after_ws
+            };
         }
     }
     out
@@ -62,11 +70,16 @@ fn take_token(s: &str) -> (&str, &str) {
     s.split_at(end)
 }
 
+/// `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
 fn take_token68(s: &str) -> (&str, &str) {
-    let end = s
-        .find(|c: char| !(c.is_ascii_alphanumeric() || "-._~+/=".contains(c)))
+    let body = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "-._~+/".contains(c)))
         .unwrap_or(s.len());
-    s.split_at(end)
+    if body == 0 {
+        return ("", s);
+    }
+    let padded = s[body..].len() - s[body..].trim_start_matches('=').len();
+    s.split_at(body + padded)
 }
 
 /// A quoted string (with backslash escapes) or a token; returns the rest.
@@ -91,14 +104,16 @@ fn take_value(s: &str) -> (String, &str) {
     (value, "") // unterminated: take what there is
 }
 
-/// `Retry-After` as delta-seconds or an HTTP-date, from `now`.
+/// `Retry-After` as delta-seconds or an HTTP-date (IMF-fixdate, read by the
+/// RFC 2822 parser), from `now`; a date already past is zero, and anything
+/// else is `None`.
 pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
     let value = value.trim();
     if value.is_empty() {
         return None;
     }
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<u64>().ok().map(Duration::from_secs);
     }
     let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
     let ahead = at.duration_since(now);
@@ -155,17 +170,83 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        let now: jiff::Timestamp = "2015-10-21T07:27:00Z".parse().expect("timestamp");
-        assert_eq!(parse_retry_after("5", now), Some(Duration::from_secs(5)));
+    fn a_token68_without_padding_is_not_a_second_challenge() {
+        let c = parse_www_authenticate("Negotiate abc123, Basic realm=\"r\"");
+        let schemes: Vec<&str> = c.iter().map(|c| c.scheme.as_str()).collect();
+        assert_eq!(schemes, ["negotiate", "basic"]);
+        assert!(c[0].params.is_empty());
+        assert_eq!(c[1].param("realm"), Some("r"));
+    }
+
+    #[test]
+    fn a_lone_scheme_is_a_challenge_without_parameters() {
+        let c = parse_www_authenticate("Basic");
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].scheme.as_str(), c[0].params.len()), ("basic", 0));
+    }
+
+    #[test]
+    fn unquoted_values_and_spaces_around_equals_are_read() {
+        let c = parse_www_authenticate("Bearer realm = x , scope=y,Basic realm=z");
+        assert_eq!(c.len(), 2);
         assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(Duration::from_secs(60))
+            (c[0].param("realm"), c[0].param("scope")),
+            (Some("x"), Some("y"))
         );
         assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(Duration::ZERO)
+            (c[1].scheme.as_str(), c[1].param("realm")),
+            ("basic", Some("z"))
         );
-        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn schemes_and_parameter_names_are_read_without_case() {
+        let c = parse_www_authenticate(r#"BEARER Realm="R",SCOPE="S""#);
+        assert_eq!(c[0].scheme, "bearer");
+        assert_eq!(c[0].params[0], ("realm".to_owned(), "R".to_owned()));
+        assert_eq!(
+            (c[0].param("Realm"), c[0].param("scope")),
+            (Some("R"), Some("S"))
+        );
+    }
+
+    #[test]
+    fn text_that_cannot_start_a_challenge_stops_the_reading() {
+        let c = parse_www_authenticate(r#"Bearer realm="r", ;nonsense Basic realm="x""#);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].param("realm"), Some("r"));
+        for junk in [
+            "=",
+            ",,,",
+            "\u{e9}t\u{e9}=\"\u{e9}\"",
+            "a=\"\\",
+            "Basic ====, =x",
+        ] {
+            let _ = parse_www_authenticate(junk);
+        }
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2015-10-21T07:27:00Z".parse().expect("timestamp")
+    }
+
+    #[rstest::rstest]
+    #[case::delta_seconds("5", Some(Duration::from_secs(5)))]
+    #[case::delta_seconds_with_spaces_around(" 120 ", Some(Duration::from_secs(120)))]
+    #[case::zero_seconds("0", Some(Duration::ZERO))]
+    #[case::an_http_date_ahead("Wed, 21 Oct 2015 07:28:00 GMT", Some(Duration::from_secs(60)))]
+    #[case::an_http_date_in_the_past_is_zero("Wed, 21 Oct 2015 07:00:00 GMT", Some(Duration::ZERO))]
+    #[case::a_word_is_unparseable("soon", None)]
+    #[case::an_empty_value_is_unparseable("", None)]
+    #[case::a_signed_number_is_unparseable("+5", None)]
+    #[case::a_negative_number_is_unparseable("-5", None)]
+    #[case::a_fraction_is_unparseable("1.5", None)]
+    #[case::a_number_too_big_is_unparseable("99999999999999999999999", None)]
+    #[case::a_date_with_a_bad_day_is_unparseable("Wed, 32 Oct 2015 07:28:00 GMT", None)]
+    fn retry_after_reads_seconds_and_http_dates(
+        #[case] value: &str,
+        #[case] expected: Option<Duration>,
+    ) {
+        assert_eq!(parse_retry_after(value, now()), expected);
     }
 }

@@ -5,7 +5,10 @@
 
 use std::{collections::BTreeMap, fmt};
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use base64::{
+    Engine, alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -22,13 +25,25 @@ pub enum Credential {
     },
 }
 
+/// Stands in for a secret in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (kind, username) = match self {
-            Self::Basic { username, .. } => ("Basic", username),
-            Self::IdentityToken { username, .. } => ("IdentityToken", username),
+        let (kind, username, secret) = match self {
+            Self::Basic { username, .. } => ("Basic", username, "password"),
+            Self::IdentityToken { username, .. } => ("IdentityToken", username, "token"),
         };
-        write!(f, "{kind} {{ username: {username:?}, secret: <redacted> }}")
+        f.debug_struct(kind)
+            .field("username", username)
+            .field(secret, &Redacted)
+            .finish()
     }
 }
 
@@ -45,18 +60,46 @@ impl Credential {
     }
 }
 
+/// Errors name the format and the registry key, never a value: serde_json's
+/// own messages quote the offending value, which may be a password.
 #[derive(Debug, thiserror::Error)]
 pub enum PullSecretError {
-    #[error("{format} is not valid JSON: {source}")]
+    #[error("{format} is not {problem} (line {line}, column {column})")]
     Json {
         format: &'static str,
-        source: serde_json::Error,
+        problem: &'static str,
+        line: usize,
+        column: usize,
     },
     #[error("entry {key:?}: `auth` is not base64")]
     Base64 { key: String },
-    #[error("entry {key:?}: `auth` is not user:password")]
+    #[error("entry {key:?}: `auth` does not decode to UTF-8 text")]
+    NotText { key: String },
+    #[error("entry {key:?}: `auth` is not user:password (no ':')")]
     NoColon { key: String },
 }
+
+impl PullSecretError {
+    fn json(format: &'static str, e: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let problem = match e.classify() {
+            Category::Io | Category::Syntax | Category::Eof => "valid JSON",
+            Category::Data => "in the expected shape (a map of registry to auth entry)",
+        };
+        Self::Json {
+            format,
+            problem,
+            line: e.line(),
+            column: e.column(),
+        }
+    }
+}
+
+/// Standard base64, padded or not.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 #[derive(Deserialize)]
 struct ConfigJson {
@@ -64,19 +107,16 @@ struct ConfigJson {
     auths: BTreeMap<String, Entry>,
 }
 
-#[derive(Deserialize, Default)]
+/// One entry; a missing field is `None`, unknown fields are ignored.
+#[derive(Deserialize)]
 struct Entry {
-    #[serde(default)]
     auth: Option<String>,
-    #[serde(default)]
     username: Option<String>,
-    #[serde(default)]
     password: Option<String>,
-    #[serde(default)]
     identitytoken: Option<String>,
 }
 
-/// A matcher of one keyring entry: host (maybe with `*` labels), port, path.
+/// A matcher of one keyring entry: host (with `*`/`?` wildcards), port, path.
 #[derive(Debug, Clone)]
 struct Pattern {
     host: String,
@@ -91,20 +131,14 @@ pub struct Keyring {
 
 impl Keyring {
     pub fn from_dockerconfigjson(bytes: &[u8]) -> Result<Self, PullSecretError> {
-        let config: ConfigJson =
-            serde_json::from_slice(bytes).map_err(|source| PullSecretError::Json {
-                format: ".dockerconfigjson",
-                source,
-            })?;
+        let config: ConfigJson = serde_json::from_slice(bytes)
+            .map_err(|e| PullSecretError::json(".dockerconfigjson", &e))?;
         Self::from_entries(config.auths)
     }
 
     pub fn from_dockercfg(bytes: &[u8]) -> Result<Self, PullSecretError> {
         let entries: BTreeMap<String, Entry> =
-            serde_json::from_slice(bytes).map_err(|source| PullSecretError::Json {
-                format: ".dockercfg",
-                source,
-            })?;
+            serde_json::from_slice(bytes).map_err(|e| PullSecretError::json(".dockercfg", &e))?;
         Self::from_entries(entries)
     }
 
@@ -131,21 +165,10 @@ impl Keyring {
     /// `docker.io`, `ghcr.io`, `127.0.0.1:5000`) and `repository`.
     pub fn lookup(&self, registry: &str, repository: &str) -> Option<&Credential> {
         let (host, port) = split_port(registry);
-        let hub = is_docker_hub(host);
         let mut best: Option<(usize, &Credential)> = None;
-        for (p, credential) in &self.entries {
-            let host_ok = if hub {
-                is_docker_hub(&p.host)
-            } else {
-                glob_host(&p.host, host)
-            };
-            let path_ok = p.path.is_empty()
-                || repository == p.path
-                || repository
-                    .strip_prefix(p.path.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'));
-            if host_ok && p.port.as_deref() == port && path_ok {
-                let score = p.host.len() + p.path.len() + usize::from(p.port.is_some());
+        for (pattern, credential) in &self.entries {
+            if pattern.matches(host, port, repository) {
+                let score = pattern.specificity();
                 if best.is_none_or(|(s, _)| score > s) {
                     best = Some((score, credential));
                 }
@@ -155,14 +178,44 @@ impl Keyring {
     }
 }
 
+impl Pattern {
+    fn matches(&self, host: &str, port: Option<&str>, repository: &str) -> bool {
+        let host_ok = if is_docker_hub(host) {
+            is_docker_hub(&self.host)
+        } else {
+            glob_host(&self.host, host)
+        };
+        let path_ok = self.path.is_empty()
+            || repository == self.path
+            || repository
+                .strip_prefix(self.path.as_str())
+                .is_some_and(|rest| rest.starts_with('/'));
+        host_ok && self.port.as_deref() == port && path_ok
+    }
+
+    /// Literal characters: wildcards count for nothing, and Docker Hub's
+    /// aliases count the same, so spelling does not decide between sources.
+    fn specificity(&self) -> usize {
+        let host = if is_docker_hub(&self.host) {
+            "docker.io".len()
+        } else {
+            self.host
+                .bytes()
+                .filter(|b| !matches!(b, b'*' | b'?'))
+                .count()
+        };
+        host + self.path.len() + usize::from(self.port.is_some())
+    }
+}
+
 fn credential(key: &str, entry: Entry) -> Result<Option<Credential>, PullSecretError> {
     let (mut username, mut password) = (entry.username, entry.password);
     if let Some(auth) = entry.auth.filter(|a| !a.is_empty()) {
-        let decoded = STANDARD
+        let decoded = BASE64
             .decode(auth.trim())
             .map_err(|_| PullSecretError::Base64 { key: key.into() })?;
         let text =
-            String::from_utf8(decoded).map_err(|_| PullSecretError::Base64 { key: key.into() })?;
+            String::from_utf8(decoded).map_err(|_| PullSecretError::NotText { key: key.into() })?;
         let (u, p) = text
             .split_once(':')
             .ok_or_else(|| PullSecretError::NoColon { key: key.into() })?;
@@ -215,13 +268,43 @@ fn is_docker_hub(host: &str) -> bool {
     )
 }
 
-/// `*` matches exactly one DNS label; label counts must agree.
+/// Label by label, as the kubelet does: label counts must agree, and in a
+/// label `*` matches any run of characters and `?` one character.
 fn glob_host(pattern: &str, host: &str) -> bool {
-    let (p, h): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), host.split('.').collect());
-    p.len() == h.len()
-        && p.iter()
-            .zip(&h)
-            .all(|(p, h)| *p == "*" || p.eq_ignore_ascii_case(h))
+    pattern.split('.').count() == host.split('.').count()
+        && pattern
+            .split('.')
+            .zip(host.split('.'))
+            .all(|(p, h)| glob_label(p.as_bytes(), h.as_bytes()))
+}
+
+/// Wildcard match in linear time (a pull secret is user input): on a
+/// mismatch, let the last `*` swallow one more character and retry.
+fn glob_label(pattern: &[u8], label: &[u8]) -> bool {
+    let (mut p, mut l) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(&c) = label.get(l) {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p + 1, l));
+                p += 1;
+            }
+            Some(&x) if x == b'?' || x.eq_ignore_ascii_case(&c) => {
+                p += 1;
+                l += 1;
+            }
+            _ => match star {
+                Some((after, from)) => {
+                    star = Some((after, from + 1));
+                    (p, l) = (after, from + 1);
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|&b| b == b'*'))
 }
 
 #[cfg(test)]

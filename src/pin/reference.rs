@@ -4,12 +4,47 @@
 
 use std::fmt;
 
+/// What is wrong with an image reference; every message names the reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
     #[error("image reference is empty")]
     Empty,
-    #[error("image reference {text:?}: {problem}")]
-    Invalid { text: String, problem: String },
+    #[error("image reference {reference:?} has no repository name")]
+    NoRepository { reference: String },
+    #[error("image reference {reference:?}: name is {length} characters, longer than {NAME_MAX}")]
+    NameTooLong { reference: String, length: usize },
+    #[error("image reference {reference:?}: invalid registry host {host:?}")]
+    InvalidRegistry { reference: String, host: String },
+    #[error("image reference {reference:?}: invalid port in registry host {host:?}")]
+    InvalidPort { reference: String, host: String },
+    #[error("image reference {reference:?}: path component {component:?} is not lowercase")]
+    Uppercase {
+        reference: String,
+        component: String,
+    },
+    #[error("image reference {reference:?}: invalid path component {component:?}: {problem}")]
+    InvalidComponent {
+        reference: String,
+        component: String,
+        problem: &'static str,
+    },
+    #[error(
+        "image reference {reference:?}: invalid tag {tag:?} (want [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})"
+    )]
+    InvalidTag { reference: String, tag: String },
+    #[error(
+        "image reference {reference:?}: unsupported digest algorithm {algorithm:?} (want sha256 or sha512)"
+    )]
+    UnsupportedAlgorithm {
+        reference: String,
+        algorithm: String,
+    },
+    #[error("image reference {reference:?}: invalid digest {digest:?}: expected {expected}")]
+    InvalidDigest {
+        reference: String,
+        digest: String,
+        expected: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +57,7 @@ pub struct Reference {
 }
 
 const DOCKER_HUB: &str = "docker.io";
+const LEGACY_DOCKER_HUB: &str = "index.docker.io";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 const NAME_MAX: usize = 255;
 
@@ -30,51 +66,36 @@ impl Reference {
         if text.is_empty() {
             return Err(ReferenceError::Empty);
         }
-        let invalid = |problem: String| ReferenceError::Invalid {
-            text: text.to_owned(),
-            problem,
-        };
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) => {
-                check_digest(digest).map_err(invalid)?;
+                check_digest(text, digest)?;
                 (rest, Some(digest.to_owned()))
             }
             None => (text, None),
         };
-        // A tag is after the last ':' that comes after the last '/'.
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => {
-                let at = last_slash + i;
-                (&rest[..at], Some(&rest[at + 1..]))
-            }
-            None => (rest, None),
-        };
+        let (name, tag) = split_tag(rest);
         if let Some(tag) = tag {
-            check_tag(tag).map_err(invalid)?;
+            check_tag(text, tag)?;
         }
         if name.len() > NAME_MAX {
-            return Err(invalid(format!("name longer than {NAME_MAX} characters")));
+            return Err(ReferenceError::NameTooLong {
+                reference: text.to_owned(),
+                length: name.len(),
+            });
         }
         let (registry, path) = split_registry(name);
-        if let Some(registry) = registry {
-            check_registry(registry).map_err(invalid)?;
+        if let Some(host) = registry {
+            check_registry(text, host)?;
         }
         if path.is_empty() {
-            return Err(invalid("no repository name".into()));
+            return Err(ReferenceError::NoRepository {
+                reference: text.to_owned(),
+            });
         }
         for component in path.split('/') {
-            check_component(component).map_err(invalid)?;
+            check_component(text, component)?;
         }
-        let registry = match registry {
-            None | Some("index.docker.io") => DOCKER_HUB,
-            Some(r) => r,
-        };
-        let repository = if registry == DOCKER_HUB && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path.to_owned()
-        };
+        let (registry, repository) = normalise(registry, path);
         Ok(Self {
             text: text.to_owned(),
             registry: registry.to_owned(),
@@ -84,7 +105,8 @@ impl Reference {
         })
     }
 
-    /// The registry as written, or `docker.io`.
+    /// The registry as written (`index.docker.io` read as `docker.io`), or
+    /// `docker.io` when there is none.
     pub fn registry(&self) -> &str {
         &self.registry
     }
@@ -98,6 +120,7 @@ impl Reference {
         }
     }
 
+    /// The path inside the registry: `library/nginx` for `nginx`.
     pub fn repository(&self) -> &str {
         &self.repository
     }
@@ -134,7 +157,31 @@ impl fmt::Display for Reference {
     }
 }
 
-/// The first component is a registry if it has a '.' or ':' or is `localhost`.
+/// Docker Hub's defaults: no registry means `docker.io`, and a one-component
+/// path there lives under `library/`.
+fn normalise<'a>(registry: Option<&'a str>, path: &str) -> (&'a str, String) {
+    let registry = match registry {
+        None | Some(LEGACY_DOCKER_HUB) => DOCKER_HUB,
+        Some(r) => r,
+    };
+    if registry == DOCKER_HUB && !path.contains('/') {
+        (registry, format!("library/{path}"))
+    } else {
+        (registry, path.to_owned())
+    }
+}
+
+/// A tag is after the last ':' that comes after the last '/'.
+fn split_tag(rest: &str) -> (&str, Option<&str>) {
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], rest.get(last_slash + i + 1..)),
+        None => (rest, None),
+    }
+}
+
+/// The first component is a registry if it has a '.' or ':', is
+/// `localhost`, or is a bracketed IPv6 address.
 fn split_registry(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((first, rest))
@@ -146,11 +193,18 @@ fn split_registry(name: &str) -> (Option<&str>, &str) {
     }
 }
 
-fn check_registry(host: &str) -> Result<(), String> {
-    let bad = || format!("invalid registry host {host:?}");
+/// `host[:port]`: DNS labels of letters, digits and inner '-', or `[ipv6]`.
+fn check_registry(reference: &str, host: &str) -> Result<(), ReferenceError> {
+    let bad = || ReferenceError::InvalidRegistry {
+        reference: reference.to_owned(),
+        host: host.to_owned(),
+    };
     let (name, port) = if let Some(v6) = host.strip_prefix('[') {
         let (addr, after) = v6.split_once(']').ok_or_else(bad)?;
         if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
+            return Err(bad());
+        }
+        if !after.is_empty() && !after.starts_with(':') {
             return Err(bad());
         }
         ("v6", after.strip_prefix(':'))
@@ -163,7 +217,10 @@ fn check_registry(host: &str) -> Result<(), String> {
     if let Some(port) = port
         && (port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(format!("invalid port in registry host {host:?}"));
+        return Err(ReferenceError::InvalidPort {
+            reference: reference.to_owned(),
+            host: host.to_owned(),
+        });
     }
     let label_ok = |l: &str| {
         !l.is_empty()
@@ -179,68 +236,82 @@ fn check_registry(host: &str) -> Result<(), String> {
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn check_component(component: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("path component {component:?} {why}"));
+fn check_component(reference: &str, component: &str) -> Result<(), ReferenceError> {
+    let bad = |problem| ReferenceError::InvalidComponent {
+        reference: reference.to_owned(),
+        component: component.to_owned(),
+        problem,
+    };
     if component.is_empty() {
-        return bad("is empty");
+        return Err(bad("it is empty"));
     }
     if component.bytes().any(|b| b.is_ascii_uppercase()) {
-        return bad("has uppercase letters (repository names are lowercase)");
+        return Err(ReferenceError::Uppercase {
+            reference: reference.to_owned(),
+            component: component.to_owned(),
+        });
     }
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let bytes = component.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-        return bad("must start and end with a letter or digit");
+    if !bytes.first().is_some_and(alnum) || !bytes.last().is_some_and(alnum) {
+        return Err(bad("it must start and end with a letter or digit"));
     }
-    let mut i = 0;
-    while i < bytes.len() {
-        if alnum(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let sep = &component[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
-        if !ok {
-            return bad(&format!("has an invalid separator {sep:?}"));
-        }
+    // Between runs of letters and digits: '.', '_', '__' or any run of '-'.
+    let separators_ok = component
+        .split(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        .filter(|sep| !sep.is_empty())
+        .all(|sep| sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-'));
+    if separators_ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "separators are '.', '_', '__' or dashes, between letters or digits",
+        ))
     }
-    Ok(())
 }
 
 /// `[\w][\w.-]{0,127}`
-fn check_tag(tag: &str) -> Result<(), String> {
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+fn check_tag(reference: &str, tag: &str) -> Result<(), ReferenceError> {
+    let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
     let bytes = tag.as_bytes();
-    let ok = !bytes.is_empty()
-        && bytes.len() <= 128
-        && word(bytes[0])
-        && bytes.iter().all(|&b| word(b) || b == b'.' || b == b'-');
+    let ok = bytes.len() <= 128
+        && bytes.first().is_some_and(word)
+        && bytes.iter().all(|b| word(b) || *b == b'.' || *b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid tag {tag:?}"))
+        Err(ReferenceError::InvalidTag {
+            reference: reference.to_owned(),
+            tag: tag.to_owned(),
+        })
     }
 }
 
-fn check_digest(digest: &str) -> Result<(), String> {
-    let bad = || Err(format!("invalid digest {digest:?}"));
-    let Some((algorithm, hex)) = digest.split_once(':') else {
-        return bad();
+/// `sha256:` + 64 or `sha512:` + 128 lowercase hex characters.
+fn check_digest(reference: &str, digest: &str) -> Result<(), ReferenceError> {
+    let bad = |expected| ReferenceError::InvalidDigest {
+        reference: reference.to_owned(),
+        digest: digest.to_owned(),
+        expected,
     };
-    let length = match algorithm {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return Err(format!("unsupported digest algorithm {algorithm:?}")),
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        return Err(bad("algorithm:hex, e.g. sha256:<64 hex characters>"));
+    };
+    let (length, expected) = match algorithm {
+        "sha256" => (64, "64 lowercase hex characters after sha256:"),
+        "sha512" => (128, "128 lowercase hex characters after sha512:"),
+        _ => {
+            return Err(ReferenceError::UnsupportedAlgorithm {
+                reference: reference.to_owned(),
+                algorithm: algorithm.to_owned(),
+            });
+        }
     };
     let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
     if hex.len() == length && hex.bytes().all(lower_hex) {
         Ok(())
     } else {
-        bad()
+        Err(bad(expected))
     }
 }
 
