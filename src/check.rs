@@ -45,7 +45,16 @@ pub struct Outcome {
     pub response: String,
 }
 
-pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
+/// What both `check` and `check --mutate` read: the policy, the cluster
+/// view from `--cluster-state`, and the review (its label and JSON body).
+pub(crate) struct Inputs {
+    pub policy: Policy,
+    pub view: ClusterView,
+    pub label: String,
+    pub body: Vec<u8>,
+}
+
+pub(crate) fn inputs(args: &CheckArgs) -> Result<Inputs, Error> {
     let policy = match &args.policy {
         Some(path) => Policy::load(path)?,
         None => Policy::default(),
@@ -56,6 +65,21 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
     }
     let (label, text) = read_input(&args.review)?;
     let body = to_json(&label, &text)?;
+    Ok(Inputs {
+        policy,
+        view,
+        label,
+        body,
+    })
+}
+
+pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
+    let Inputs {
+        policy,
+        view,
+        label,
+        body,
+    } = inputs(args)?;
     let req = review::decode(&body).map_err(|source| Error::Review {
         path: label.clone(),
         source,
@@ -72,7 +96,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
     Ok(Outcome { decision, response })
 }
 
-pub(crate) fn read_input(arg: &str) -> Result<(String, String), Error> {
+fn read_input(arg: &str) -> Result<(String, String), Error> {
     let mut text = String::new();
     if arg == "-" {
         std::io::stdin()
@@ -91,7 +115,7 @@ pub(crate) fn read_input(arg: &str) -> Result<(String, String), Error> {
 }
 
 /// JSON passes through untouched; YAML is converted to JSON first.
-pub(crate) fn to_json(label: &str, text: &str) -> Result<Vec<u8>, Error> {
+fn to_json(label: &str, text: &str) -> Result<Vec<u8>, Error> {
     if text.trim_start().starts_with('{') {
         return Ok(text.as_bytes().to_vec());
     }

@@ -6,8 +6,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Instant};
 use serde::Serialize;
 
 use crate::{
-    check::{Error, load_state, read_input, to_json},
-    cluster::view::ClusterView,
+    check::{Error, Inputs, inputs},
     config::CheckArgs,
     pin::{
         cache::DigestCache, error::ResolveError, locate, metrics::PinMetrics, plan,
@@ -36,16 +35,12 @@ fn read_file(path: &std::path::Path) -> Result<String, Error> {
 }
 
 pub fn run(args: &CheckArgs) -> Result<MutateOutcome, Error> {
-    let policy = match &args.policy {
-        Some(path) => Policy::load(path)?,
-        None => Policy::default(),
-    };
-    let mut view = ClusterView::synced();
-    if let Some(path) = &args.cluster_state {
-        load_state(&mut view, &policy, path)?;
-    }
-    let (label, text) = read_input(&args.review)?;
-    let body = to_json(&label, &text)?;
+    let Inputs {
+        policy,
+        view,
+        label,
+        body,
+    } = inputs(args)?;
     let req = locate::decode(&body).map_err(|source| Error::Review {
         path: label.clone(),
         source,

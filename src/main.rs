@@ -46,34 +46,18 @@ fn serve(args: gitops_guard::config::ServeArgs) -> ExitCode {
     report(runtime.block_on(app::serve(args)))
 }
 
-/// Exit 0 allowed, 1 denied, 2 invalid input or usage.
+/// Exit 0 allowed, 1 denied, 2 invalid input or usage. With --mutate the
+/// answer is the mutating webhook's (patched or not, it is allowed).
 fn run_check(args: &gitops_guard::config::CheckArgs) -> ExitCode {
-    if args.mutate {
-        return run_check_mutate(args);
-    }
-    match check::run(args) {
-        Ok(outcome) => {
-            println!("{}", outcome.response);
-            if outcome.decision.is_allowed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("gitops-guard check: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// Exit 0 allowed (patched or not), 1 denied, 2 invalid input or usage.
-fn run_check_mutate(args: &gitops_guard::config::CheckArgs) -> ExitCode {
-    let outcome = gitops_guard::check_mutate::run(args).and_then(|o| {
-        let text = serde_json::to_string_pretty(&o)
-            .map_err(|e| gitops_guard::check::Error::Pin(e.to_string()))?;
-        Ok((o.allowed, text))
-    });
+    let outcome = if args.mutate {
+        gitops_guard::check_mutate::run(args).and_then(|o| {
+            let text = serde_json::to_string_pretty(&o)
+                .map_err(|e| gitops_guard::check::Error::Pin(e.to_string()))?;
+            Ok((o.allowed, text))
+        })
+    } else {
+        check::run(args).map(|o| (o.decision.is_allowed(), o.response))
+    };
     match outcome {
         Ok((allowed, text)) => {
             println!("{text}");

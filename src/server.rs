@@ -69,26 +69,56 @@ pub fn is_json(headers: &HeaderMap) -> bool {
     media.eq_ignore_ascii_case("application/json")
 }
 
-async fn validate(State(guard): State<Guard>, headers: HeaderMap, body: Bytes) -> Response {
-    let metrics = &guard.metrics;
-    if !is_json(&headers) {
+/// A review past the checks every webhook makes first: JSON content type,
+/// counted in flight, timed, decoded. The guards end with the request.
+pub struct Admitted<R> {
+    pub req: R,
+    _in_flight: InFlight,
+    _timer: prometheus::HistogramTimer,
+}
+
+/// The common prelude of the webhook handlers; a refusal is the response
+/// to send (415 or 400, counted by cause, never an allow).
+pub fn admit<'b, R>(
+    metrics: &AdmissionMetrics,
+    webhook: &str,
+    headers: &HeaderMap,
+    body: &'b [u8],
+) -> Result<Admitted<R>, Box<Response>>
+where
+    R: serde::Deserialize<'b> + review::ReviewRequest,
+{
+    if !is_json(headers) {
         metrics.invalid.with_label_values(&["content-type"]).inc();
         let review = respond::invalid(&"Content-Type must be application/json");
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(review)).into_response();
+        return Err(Box::new(
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(review)).into_response(),
+        ));
     }
-    let _in_flight = InFlight::start(&metrics.in_flight);
-    let _timer = metrics
-        .duration
-        .with_label_values(&["validate"])
-        .start_timer();
-    let req = match review::decode(&body) {
-        Ok(req) => req,
+    let in_flight = InFlight::start(&metrics.in_flight);
+    let timer = metrics.duration.with_label_values(&[webhook]).start_timer();
+    match review::decode_as::<R>(body) {
+        Ok(req) => Ok(Admitted {
+            req,
+            _in_flight: in_flight,
+            _timer: timer,
+        }),
         Err(e) => {
             metrics.invalid.with_label_values(&[e.cause()]).inc();
             tracing::warn!(cause = e.cause(), error = %e, "invalid admission review");
-            return (StatusCode::BAD_REQUEST, Json(respond::invalid(&e))).into_response();
+            Err(Box::new(
+                (StatusCode::BAD_REQUEST, Json(respond::invalid(&e))).into_response(),
+            ))
         }
+    }
+}
+
+async fn validate(State(guard): State<Guard>, headers: HeaderMap, body: Bytes) -> Response {
+    let admitted = match admit::<review::Request<'_>>(&guard.metrics, "validate", &headers, &body) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return *refusal,
     };
+    let req = &admitted.req;
     let span = tracing::info_span!(
         "review",
         uid = %req.uid,
@@ -102,8 +132,8 @@ async fn validate(State(guard): State<Guard>, headers: HeaderMap, body: Bytes) -
         reason = Empty,
     );
     let _entered = span.enter();
-    let decision = guard.decide(&req);
-    record(&guard, &span, &req, &decision);
+    let decision = guard.decide(req);
+    record(&guard, &span, req, &decision);
     Json(respond::review(&req.uid, &decision)).into_response()
 }
 

@@ -39,6 +39,13 @@ fn deployment(image: &str) -> Value {
     json!({"metadata": {"name": "web"}, "spec": {"replicas": 2, "template": {"spec": pod_spec(&[("web", image)])}}})
 }
 
+/// Runs `f` on the wanted images of `body` under the default policy.
+fn with_wanted<T>(body: &[u8], f: impl FnOnce(&[Wanted<'_>]) -> T) -> T {
+    let req = decode(body).expect("decodes");
+    let (wanted, _) = wanted(&req, &ImagePolicy::default());
+    f(&wanted)
+}
+
 fn pointers(body: &[u8], policy: &ImagePolicy) -> (Vec<String>, Untouched) {
     let req = decode(body).expect("decodes");
     let (wanted, untouched) = wanted(&req, policy);
@@ -145,9 +152,7 @@ fn resolved_images_become_replace_operations_keeping_the_tag() {
         deployment("nginx:1.27"),
         None,
     );
-    let req = decode(&body).expect("decodes");
-    let (wanted, _) = wanted(&req, &ImagePolicy::default());
-    let plan = finish(PinMode::Pin, &wanted, |_| Some(Ok(DIGEST)));
+    let plan = with_wanted(&body, |w| finish(PinMode::Pin, w, |_| Some(Ok(DIGEST))));
     assert_eq!(plan.reason, PinReason::Pinned);
     let patch = serde_json::to_value(plan.patch().expect("patch")).expect("json");
     assert_eq!(
@@ -172,14 +177,14 @@ fn in_pin_mode_an_unresolvable_image_stays_with_a_warning() {
         deployment("nginx:1.27"),
         None,
     );
-    let req = decode(&body).expect("decodes");
-    let (wanted, _) = wanted(&req, &ImagePolicy::default());
     let error = unreachable_registry();
-    let plan = finish(PinMode::Pin, &wanted, |text| {
-        Some(if text == "nginx:1.27" {
-            Err(&error)
-        } else {
-            Ok(DIGEST)
+    let plan = with_wanted(&body, |w| {
+        finish(PinMode::Pin, w, |text| {
+            Some(if text == "nginx:1.27" {
+                Err(&error)
+            } else {
+                Ok(DIGEST)
+            })
         })
     });
     assert_eq!(plan.reason, PinReason::Unresolved);
@@ -205,10 +210,10 @@ fn in_require_mode_an_unresolvable_image_is_denied_naming_image_and_registry_err
         deployment("nginx:1.27"),
         None,
     );
-    let req = decode(&body).expect("decodes");
-    let (wanted, _) = wanted(&req, &ImagePolicy::default());
     let error = unreachable_registry();
-    let plan = finish(PinMode::Require, &wanted, |_| Some(Err(&error)));
+    let plan = with_wanted(&body, |w| {
+        finish(PinMode::Require, w, |_| Some(Err(&error)))
+    });
     let denial = plan.denial.expect("denied");
     assert!(denial.contains("\"nginx:1.27\""), "{denial}");
     assert!(
@@ -226,9 +231,7 @@ fn in_require_mode_a_malformed_reference_is_denied_with_the_parse_error() {
         deployment("NGINX::bad"),
         None,
     );
-    let req = decode(&body).expect("decodes");
-    let (wanted, _) = wanted(&req, &ImagePolicy::default());
-    let plan = finish(PinMode::Require, &wanted, |_| Some(Ok(DIGEST)));
+    let plan = with_wanted(&body, |w| finish(PinMode::Require, w, |_| Some(Ok(DIGEST))));
     let denial = plan.denial.expect("denied");
     assert!(denial.contains("NGINX::bad"), "{denial}");
 }
@@ -241,9 +244,7 @@ fn an_image_not_resolved_in_time_is_said_so() {
         deployment("nginx:1.27"),
         None,
     );
-    let req = decode(&body).expect("decodes");
-    let (wanted, _) = wanted(&req, &ImagePolicy::default());
-    let plan = finish(PinMode::Pin, &wanted, |_| None);
+    let plan = with_wanted(&body, |w| finish(PinMode::Pin, w, |_| None));
     assert!(plan.warnings[0].contains("not resolved before the deadline"));
 }
 
@@ -251,9 +252,7 @@ fn an_image_not_resolved_in_time_is_said_so() {
 fn pinning_is_idempotent_so_reinvocation_changes_nothing() {
     let pinned = format!("nginx:1.27@{DIGEST}");
     let body = review(("apps", "Deployment"), "CREATE", deployment(&pinned), None);
-    let req = decode(&body).expect("decodes");
-    let (wanted, _) = wanted(&req, &ImagePolicy::default());
-    let texts: Vec<&str> = wanted.iter().map(|w| w.text).collect();
+    let texts: Vec<String> = with_wanted(&body, |w| w.iter().map(|w| w.text.to_owned()).collect());
     assert_eq!(texts, ["busybox:1.36"], "only the unpinned init container");
 }
 
@@ -265,8 +264,6 @@ fn the_validating_side_names_every_unpinned_image() {
         deployment("nginx:1.27"),
         None,
     );
-    let req = decode(&body).expect("decodes");
-    let (wanted, _) = wanted(&req, &ImagePolicy::default());
-    let message = unpinned_denial(&wanted).expect("denied");
+    let message = with_wanted(&body, unpinned_denial).expect("denied");
     assert!(message.contains("\"nginx:1.27\"") && message.contains("\"busybox:1.36\""));
 }

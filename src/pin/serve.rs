@@ -34,9 +34,9 @@ use super::{
 use crate::{
     admission::{decision::Decision, decision::Reason, respond},
     cluster::view::ClusterView,
-    metrics::{AdmissionMetrics, InFlight},
+    metrics::AdmissionMetrics,
     policy::Policy,
-    server::{BODY_LIMIT, is_json},
+    server::{BODY_LIMIT, admit},
 };
 
 /// Everything a pinning review needs, shared by all requests.

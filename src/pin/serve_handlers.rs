@@ -4,18 +4,6 @@ use tracing::Instrument;
 
 use super::*;
 
-fn unsupported(metrics: &AdmissionMetrics) -> Response {
-    metrics.invalid.with_label_values(&["content-type"]).inc();
-    let review = respond::invalid(&"Content-Type must be application/json");
-    (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(review)).into_response()
-}
-
-fn undecodable(metrics: &AdmissionMetrics, e: &crate::admission::review::DecodeError) -> Response {
-    metrics.invalid.with_label_values(&[e.cause()]).inc();
-    tracing::warn!(cause = e.cause(), error = %e, "invalid admission review");
-    (StatusCode::BAD_REQUEST, Json(respond::invalid(e))).into_response()
-}
-
 fn span(webhook: &'static str, req: &PinRequest<'_>) -> tracing::Span {
     tracing::info_span!(
         "review",
@@ -38,21 +26,14 @@ pub(super) async fn mutate(
     body: Bytes,
 ) -> Response {
     let metrics = &pinner.metrics;
-    if !is_json(&headers) {
-        return unsupported(metrics);
-    }
-    let _in_flight = InFlight::start(&metrics.in_flight);
-    let _timer = metrics
-        .duration
-        .with_label_values(&["mutate"])
-        .start_timer();
-    let req = match locate::decode(&body) {
-        Ok(req) => req,
-        Err(e) => return undecodable(metrics, &e),
+    let admitted = match admit::<PinRequest<'_>>(metrics, "mutate", &headers, &body) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return *refusal,
     };
-    let span = span("mutate", &req);
+    let req = &admitted.req;
+    let span = span("mutate", req);
     let deadline = deadline(&pinner.policy, &query);
-    let plan = pinner.review(&req, deadline).instrument(span.clone()).await;
+    let plan = pinner.review(req, deadline).instrument(span.clone()).await;
     let verdict = if plan.denial.is_some() {
         "deny"
     } else {
@@ -88,23 +69,16 @@ pub(super) async fn validate_images(
     body: Bytes,
 ) -> Response {
     let metrics = &pinner.metrics;
-    if !is_json(&headers) {
-        return unsupported(metrics);
-    }
-    let _in_flight = InFlight::start(&metrics.in_flight);
-    let _timer = metrics
-        .duration
-        .with_label_values(&["validate-images"])
-        .start_timer();
-    let req = match locate::decode(&body) {
-        Ok(req) => req,
-        Err(e) => return undecodable(metrics, &e),
+    let admitted = match admit::<PinRequest<'_>>(metrics, "validate-images", &headers, &body) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return *refusal,
     };
-    let span = span("validate-images", &req);
+    let req = &admitted.req;
+    let span = span("validate-images", req);
     let _entered = span.enter();
     let decision = match pinner.mode(req.namespace()) {
         PinMode::Require => {
-            let (wanted, _) = plan::wanted(&req, &pinner.policy.images);
+            let (wanted, _) = plan::wanted(req, &pinner.policy.images);
             match plan::unpinned_denial(&wanted) {
                 Some(message) => Decision::Deny {
                     reason: Reason::UnpinnedImage,
