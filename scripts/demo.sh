@@ -92,6 +92,43 @@ step "Flux itself may still change and prune what it owns"
 as kustomize-controller scale deployment/web -n shop --replicas=2
 as kustomize-controller delete deployment/web -n shop
 
+# push_image REGISTRY REPO TAG SEED: a one-layer OCI image through the
+# registry's own API; prints the digest the registry serves.
+push_image() {
+  local reg=$1 repo=$2 tag=$3 dir
+  dir=$(mktemp -d)
+  head -c 1024 /dev/zero >"$dir/layer"
+  printf '{"architecture":"amd64","os":"linux","config":{"Labels":{"seed":"%s"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$4" "$(sha256sum <"$dir/layer" | cut -d' ' -f1)" >"$dir/config"
+  for blob in layer config; do
+    local digest location
+    digest=sha256:$(sha256sum <"$dir/$blob" | cut -d' ' -f1)
+    location=$(curl -si -X POST "http://$reg/v2/$repo/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+    case $location in /*) location=http://$reg$location ;; esac
+    # Not form-encoded: the registry would parse the body as a form.
+    curl -sf -X PUT -H "Content-Type: application/octet-stream" --data-binary "@$dir/$blob" \
+      "$location&digest=$digest" >/dev/null
+    echo "$digest" >"$dir/$blob.digest"
+  done
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":1024}]}' \
+    "$(cat "$dir/config.digest")" "$(wc -c <"$dir/config")" "$(cat "$dir/layer.digest")" >"$dir/manifest"
+  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary "@$dir/manifest" "http://$reg/v2/$repo/manifests/$tag" -D - -o /dev/null |
+    tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p'
+  rm -rf "$dir"
+}
+
+step "Digest pinning: in a namespace labelled gitops-guard.io/pin-images=pin, tags become digests"
+registry=$(sed -n 's/^PLAIN_REGISTRY=//p' "$run/registries.env")
+as admin create namespace pinned
+as admin label namespace pinned gitops-guard.io/pin-images=pin
+printf 'pushed %s/demo/web:1.0 -> %s\n' "$registry" "$(push_image "$registry" demo/web 1.0 one)"
+as admin create deployment web -n pinned --image="$registry/demo/web:1.0"
+as admin get deployment web -n pinned -o 'jsonpath={.spec.template.spec.containers[0].image}{"\n"}'
+
+step "A registry that cannot be reached: pin mode lets the Deployment through, unpinned, with a warning"
+as admin create deployment offline -n pinned --image=127.0.0.1:1/demo/web:1.0
+
 printf '\n%sDone.%s The control plane and the guard are still running:\n' "$bold" "$dim"
 cat "$run/env"
 printf 'Metrics: curl -s http://127.0.0.1:%s/metrics | grep gitops_guard_admission\n' \
