@@ -24,6 +24,7 @@ stop() { # stop NAME: SIGTERM the process group, SIGKILL after 15 s
 stop guard
 stop registry-plain
 stop registry-auth
+stop alertmanager
 stop cluster
 if [ "${GG_KEEP_RUN_DIR:-}" = 1 ]; then
   echo "down: logs kept in $run"

@@ -134,6 +134,20 @@ printf 'PLAIN_REGISTRY=127.0.0.1:%s\nAUTH_REGISTRY=127.0.0.1:%s\nAUTH_REGISTRY_U
 printf 'images:\n  registries:\n    "127.0.0.1:%s": {plainHttp: true}\n    "127.0.0.1:%s": {plainHttp: true}\n  cache: {ttl: 3s, negativeTtl: 1s}\n' \
   "$plain_port" "$auth_port" >"$run/policy.yaml"
 
+say "starting Alertmanager (prometheus-alertmanager) for drift alerts"
+command -v prometheus-alertmanager >/dev/null || fail "prometheus-alertmanager not found: apt-get install prometheus-alertmanager"
+mkdir -p "$run/alertmanager"
+printf 'route: {receiver: "null", group_wait: 1s, group_interval: 1s, repeat_interval: 1h}\nreceivers: [{name: "null"}]\n' \
+  >"$run/alertmanager/config.yml"
+am_port=$(free_port 19093) || fail "no free port for Alertmanager"
+setsid prometheus-alertmanager --config.file="$run/alertmanager/config.yml" --storage.path="$run/alertmanager/data" \
+  --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= \
+  >"$run/logs/alertmanager.log" 2>&1 </dev/null &
+echo $! >"$run/pids/alertmanager.pid"
+wait_for 20 "Alertmanager on 127.0.0.1:$am_port" curl -sf "http://127.0.0.1:$am_port/-/ready" ||
+  fail "Alertmanager did not start; see $run/logs/alertmanager.log"
+printf 'drift:\n  resendInterval: 5s\n' >>"$run/policy.yaml"
+
 say "generating the webhook certificate with gitops-guard cert"
 ca_bundle=$("$guard_bin" cert --out "$run/certs" --ip 127.0.0.1 --dns localhost) || fail "gitops-guard cert failed"
 
@@ -143,6 +157,7 @@ say "starting gitops-guard serve on 127.0.0.1:$guard_port (admin 127.0.0.1:$admi
 cat >"$run/guard.env" <<EOF
 GUARD_PORT=$guard_port
 ADMIN_PORT=$admin_port
+ALERTMANAGER_URL=http://127.0.0.1:$am_port/
 EOF
 "$root/scripts/guard.sh" start "$run" &
 guard_starting=$!
@@ -177,6 +192,7 @@ export PATH=$root/tests/cluster/bin:\$PATH
 # as alice (group developers):  KUBECONFIG=$run/cluster/alice.kubeconfig kubectl ...
 # as Flux:                       KUBECONFIG=$run/cluster/kustomize-controller.kubeconfig kubectl ...
 # registries (plain HTTP):       127.0.0.1:$plain_port, 127.0.0.1:$auth_port (htpasswd user puller)
+# Alertmanager (drift alerts):   http://127.0.0.1:$am_port/#/alerts
 EOF
 say "up. To use it:"
 cat "$run/env"

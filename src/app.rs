@@ -11,6 +11,11 @@ use crate::{
     admin::{self, Readiness},
     cluster::{reflect, view::ClusterView},
     config::ServeArgs,
+    drift::{
+        alerts::Alerts,
+        journal::Journal,
+        watch::{self, DriftMetrics, DriftWatch},
+    },
     metrics::{AdmissionMetrics, ViewSizeCollector},
     pin::{
         pullsecret::Keyring,
@@ -35,6 +40,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cert_reload_interval,
         shutdown_delay,
         shutdown_grace,
+        alertmanager_urls,
+        cluster_name,
     } = args;
     let policy = Arc::new(match policy {
         Some(path) => Policy::load(&path)?,
@@ -56,6 +63,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ready = readiness.clone();
     let on_synced = Arc::new(move || ready.view_synced.store(true, Ordering::Release));
     reflect::spawn(client.clone(), policy.clone(), view.clone(), on_synced).await;
+    let drift_client = client.clone();
 
     let metrics = AdmissionMetrics::new(&registry)?;
     let pinner = Pinner::build(
@@ -66,10 +74,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics.clone(),
         &registry,
     )?;
+    let journal = Arc::new(Journal::default());
+    let alerts = Arc::new(Alerts::new(
+        alertmanager_urls,
+        policy.drift.resend_interval,
+        &registry,
+    )?);
+    tokio::spawn(alerts.clone().run());
+    let drift = DriftWatch::new(
+        policy.clone(),
+        view.clone(),
+        journal.clone(),
+        alerts,
+        DriftMetrics::new(&registry)?,
+        cluster_name,
+    );
+    watch::spawn(drift_client, Arc::new(drift));
     let guard = Guard {
         policy,
         view,
         metrics,
+        journal,
     };
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("--listen {listen}: cannot bind"))?;

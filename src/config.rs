@@ -64,6 +64,16 @@ pub struct ServeArgs {
     /// kubeconfig to watch the cluster with; in-cluster config otherwise.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Alertmanager to send drift alerts to (repeatable); none: no alerts.
+    #[arg(
+        long = "alertmanager-url",
+        env = "GITOPS_GUARD_ALERTMANAGER_URLS",
+        value_delimiter = ','
+    )]
+    pub alertmanager_urls: Vec<reqwest::Url>,
+    /// The `cluster` label of every alert.
+    #[arg(long, env = "GITOPS_GUARD_CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
     /// Deadline for one review; keep it below the webhook's timeoutSeconds.
     #[arg(long, env = "GITOPS_GUARD_REQUEST_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
     pub request_timeout: Duration,

@@ -76,6 +76,8 @@ pub struct Policy {
     pub break_glass: BreakGlassPolicy,
     /// Digest pinning by the mutating webhook.
     pub images: crate::pin::settings::ImagePolicy,
+    /// The drift watcher.
+    pub drift: crate::drift::settings::DriftPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -234,6 +236,7 @@ impl Default for Policy {
             ]),
             break_glass: BreakGlassPolicy::default(),
             images: Default::default(),
+            drift: Default::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ use tracing::{Level, field::Empty};
 use crate::{
     admission::{decision::Decision, respond, review},
     cluster::view::ClusterView,
+    drift::journal::{Journal, JournalEntry},
     guard::decide,
     metrics::{AdmissionMetrics, InFlight},
     policy::Policy,
@@ -35,6 +36,8 @@ pub struct Guard {
     pub policy: Arc<Policy>,
     pub view: Arc<RwLock<ClusterView>>,
     pub metrics: AdmissionMetrics,
+    /// Manual changes let through, for the drift watcher to name who.
+    pub journal: Arc<Journal>,
 }
 
 impl Guard {
@@ -137,11 +140,39 @@ async fn validate(State(guard): State<Guard>, headers: HeaderMap, body: Bytes) -
     Json(respond::review(&req.uid, &decision)).into_response()
 }
 
+/// A manual change admitted in warn or audit mode or under break-glass goes
+/// into the journal (dry runs change nothing and are left out).
+fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
+    use crate::admission::decision::Reason;
+    let reason = match decision.reason() {
+        Reason::Warned => "warned",
+        Reason::Audited => "audited",
+        Reason::BreakGlass => "break-glass",
+        _ => return,
+    };
+    if req.dry_run {
+        return;
+    }
+    let key = (
+        req.resource.group.to_string(),
+        req.resource.resource.to_string(),
+        req.namespace().to_owned(),
+        req.name.to_string(),
+    );
+    let entry = JournalEntry {
+        user: req.user_info.username.to_string(),
+        at: jiff::Timestamp::now().as_second(),
+        reason,
+    };
+    guard.journal.record(key, entry);
+}
+
 fn record(guard: &Guard, span: &tracing::Span, req: &review::Request<'_>, decision: &Decision) {
     let (verdict, reason) = (decision.verdict(), decision.reason().as_str());
     span.record("decision", verdict).record("reason", reason);
     let labels = ["validate", req.operation.as_str(), verdict, reason];
     guard.metrics.requests.with_label_values(&labels).inc();
+    remember(guard, req, decision);
     if decision.reason() == crate::admission::decision::Reason::BreakGlass {
         guard
             .metrics

@@ -122,7 +122,7 @@ pub(super) fn denial(
 }
 
 /// Where the source of truth of an owner lives.
-fn where_in_git(policy: &Policy, view: &ClusterView, owner: &Owner) -> String {
+pub fn where_in_git(policy: &Policy, view: &ClusterView, owner: &Owner) -> String {
     let shown = owner.display(policy);
     match owner.kind {
         OwnerKind::Kustomization | OwnerKind::HelmRelease => {

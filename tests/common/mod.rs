@@ -28,6 +28,7 @@ pub fn app(view: ClusterView) -> (Router, Registry) {
         policy: Arc::new(Policy::default()),
         view: Arc::new(RwLock::new(view)),
         metrics,
+        journal: Default::default(),
     };
     (router(guard, Duration::from_secs(4)), registry)
 }

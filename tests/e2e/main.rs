@@ -8,6 +8,7 @@
 
 mod admission;
 mod cluster;
+mod drift;
 mod lifecycle;
 mod namespaces;
 mod pinning;
@@ -109,6 +110,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     (
         "a_flux_server_side_dry_run_of_the_unpinned_manifest_shows_no_drift",
         pinning::a_flux_server_side_dry_run_of_the_unpinned_manifest_shows_no_drift,
+    ),
+    (
+        "a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when_flux_reapplies",
+        drift::a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when_flux_reapplies,
     ),
     (
         "break_glass_lets_alice_through_until_it_expires",

@@ -1,0 +1,197 @@
+//! Alertmanager delivery: the set of firing alerts is state, not a queue.
+//! Every change wakes the sender; every `resend` interval the whole set is
+//! posted again with `endsAt` three intervals ahead, and resolved alerts go
+//! out once with `endsAt` now. A failed round is retried with backoff, and
+//! since the set is re-derived from the cluster after a restart, an outage
+//! of Alertmanager or of the guard loses nothing.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use prometheus::{IntCounterVec, Opts, Registry};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+pub type Labels = BTreeMap<String, String>;
+
+/// One alert as Alertmanager's v2 API takes it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub starts_at: String,
+    pub ends_at: String,
+}
+
+#[derive(Default)]
+struct State {
+    /// Firing, by object key: labels, annotations, start.
+    active: HashMap<String, (Labels, Labels, jiff::Timestamp)>,
+    /// Resolved but not yet delivered.
+    resolved: Vec<Alert>,
+}
+
+pub struct Alerts {
+    state: Mutex<State>,
+    wake: Notify,
+    urls: Vec<reqwest::Url>,
+    client: reqwest::Client,
+    resend: Duration,
+    deliveries: IntCounterVec,
+}
+
+impl Alerts {
+    pub fn new(
+        urls: Vec<reqwest::Url>,
+        resend: Duration,
+        registry: &Registry,
+    ) -> Result<Self, anyhow::Error> {
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "gitops_guard_alert_deliveries_total",
+                "Rounds of alerts posted to Alertmanager, by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(deliveries.clone()))?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Self {
+            state: Mutex::default(),
+            wake: Notify::new(),
+            urls,
+            client,
+            resend,
+            deliveries,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts or updates the alert for `key`; its start time is kept.
+    pub fn fire(&self, key: &str, labels: Labels, annotations: Labels) {
+        let mut state = self.lock();
+        let start = state
+            .active
+            .get(key)
+            .map_or_else(jiff::Timestamp::now, |(_, _, s)| *s);
+        let changed = state
+            .active
+            .insert(key.to_owned(), (labels.clone(), annotations.clone(), start))
+            .is_none_or(|(l, a, _)| l != labels || a != annotations);
+        drop(state);
+        if changed {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Ends the alert for `key`, if it was firing.
+    pub fn resolve(&self, key: &str) {
+        let mut state = self.lock();
+        if let Some((labels, annotations, start)) = state.active.remove(key) {
+            let now = jiff::Timestamp::now();
+            state.resolved.push(Alert {
+                labels,
+                annotations,
+                starts_at: start.to_string(),
+                ends_at: now.to_string(),
+            });
+            drop(state);
+            self.wake.notify_one();
+        }
+    }
+
+    pub fn firing(&self) -> usize {
+        self.lock().active.len()
+    }
+
+    /// Everything to post now: firing alerts and undelivered resolutions.
+    fn round(&self) -> (Vec<Alert>, usize) {
+        let state = self.lock();
+        let ends = jiff::Timestamp::now()
+            .checked_add(self.resend * 3)
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let mut alerts: Vec<Alert> = state
+            .active
+            .values()
+            .map(|(labels, annotations, start)| Alert {
+                labels: labels.clone(),
+                annotations: annotations.clone(),
+                starts_at: start.to_string(),
+                ends_at: ends.to_string(),
+            })
+            .collect();
+        let resolved = state.resolved.len();
+        alerts.extend(state.resolved.iter().cloned());
+        (alerts, resolved)
+    }
+
+    async fn post(&self, alerts: &[Alert]) -> Result<(), String> {
+        for base in &self.urls {
+            let url = base
+                .join("api/v2/alerts")
+                .map_err(|e| format!("{base}: {e}"))?;
+            let response = self
+                .client
+                .post(url.clone())
+                .json(alerts)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            if !response.status().is_success() {
+                let status = response.status();
+                let body: String = response
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect();
+                return Err(format!("{url}: HTTP {status}: {body}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sender: runs for the life of the process.
+    pub async fn run(self: Arc<Self>) {
+        if self.urls.is_empty() {
+            return;
+        }
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let (alerts, resolved) = self.round();
+            let wait = if alerts.is_empty() {
+                self.resend
+            } else {
+                match self.post(&alerts).await {
+                    Ok(()) => {
+                        self.deliveries.with_label_values(&["ok"]).inc();
+                        // Drop only the resolutions this round carried.
+                        self.lock().resolved.drain(..resolved);
+                        backoff = Duration::from_secs(1);
+                        self.resend
+                    }
+                    Err(e) => {
+                        self.deliveries.with_label_values(&["error"]).inc();
+                        tracing::warn!(error = %e, alerts = alerts.len(), retry_in = ?backoff, "cannot deliver alerts");
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        wait
+                    }
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {},
+                () = self.wake.notified() => {},
+            }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Who the webhook let through: manual changes it admitted in warn or audit
+//! mode or under break-glass, so drift can name the person rather than the
+//! field manager. Bounded; level-triggered detection never depends on it
+//! (after a restart drift is still found, named by its field manager).
+
+use std::{
+    num::NonZeroUsize,
+    sync::{Mutex, PoisonError},
+};
+
+use lru::LruCache;
+
+/// `(group, resource, namespace, name)` of an object.
+pub type ObjectKey = (String, String, String, String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub user: String,
+    /// Seconds since the epoch.
+    pub at: i64,
+    /// `warned`, `audited`, `break-glass`.
+    pub reason: &'static str,
+}
+
+pub struct Journal {
+    entries: Mutex<LruCache<ObjectKey, JournalEntry>>,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(LruCache::new(
+                NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+}
+
+impl Journal {
+    pub fn record(&self, key: ObjectKey, entry: JournalEntry) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(key, entry);
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Option<JournalEntry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+}

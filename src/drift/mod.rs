@@ -1,0 +1,14 @@
+//! The drift watcher: owned objects changed by anyone but their reconciler,
+//! found from `managedFields` (and attributed through the admission
+//! journal), reported as metrics and Alertmanager alerts until Git wins.
+//!
+//! `record` trims a watched object to what `detect` (pure) reads; `journal`
+//! remembers who the webhook let through; `watch` runs the watchers and
+//! keeps the set of drifted objects; `alerts` delivers it.
+
+pub mod alerts;
+pub mod detect;
+pub mod journal;
+pub mod record;
+pub mod settings;
+pub mod watch;

@@ -1,0 +1,257 @@
+//! The drift watchers: for each configured kind, metadata-only watches of
+//! Flux-labelled objects (so Secrets are never read), each event trimmed to
+//! a record and judged by `detect`. Only drifted objects are kept; a relist
+//! resolves whatever it no longer finds drifted (level-triggered).
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, PoisonError, RwLock},
+};
+
+use futures::StreamExt;
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta},
+    runtime::{WatchStreamExt, watcher},
+};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use super::{
+    alerts::{Alerts, Labels},
+    detect::{Drift, detect},
+    journal::Journal,
+    record::{Record, record},
+    settings::WatchedKind,
+};
+use crate::{
+    cluster::view::ClusterView,
+    guard::{
+        decide::mode_of,
+        message::where_in_git,
+        ownership::{HELM_NAME, KUSTOMIZE_NAME, OwnerKind},
+    },
+    policy::{Mode, Policy},
+};
+
+#[derive(Clone)]
+pub struct DriftMetrics {
+    pub drifted: IntGaugeVec,
+    pub detections: IntCounterVec,
+    pub resolutions: IntCounterVec,
+}
+
+impl DriftMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let labels = &["kind", "owner_kind"];
+        let drifted = IntGaugeVec::new(
+            Opts::new(
+                "gitops_guard_drifted_objects",
+                "Owned objects drifted from Git now.",
+            ),
+            labels,
+        )?;
+        let detections = IntCounterVec::new(
+            Opts::new(
+                "gitops_guard_drift_detections_total",
+                "Objects found drifted.",
+            ),
+            labels,
+        )?;
+        let resolutions = IntCounterVec::new(
+            Opts::new(
+                "gitops_guard_drift_resolutions_total",
+                "Drifted objects brought back by their reconciler.",
+            ),
+            labels,
+        )?;
+        registry.register(Box::new(drifted.clone()))?;
+        registry.register(Box::new(detections.clone()))?;
+        registry.register(Box::new(resolutions.clone()))?;
+        Ok(Self {
+            drifted,
+            detections,
+            resolutions,
+        })
+    }
+}
+
+/// Shared by every watcher task.
+pub struct DriftWatch {
+    pub policy: Arc<Policy>,
+    pub view: Arc<RwLock<ClusterView>>,
+    pub journal: Arc<Journal>,
+    pub alerts: Arc<Alerts>,
+    pub metrics: DriftMetrics,
+    pub cluster: String,
+    /// Drifted objects: key -> (kind, owner kind label).
+    drifted: Mutex<HashMap<String, (String, &'static str)>>,
+}
+
+pub fn owner_kind_label(kind: OwnerKind) -> &'static str {
+    match kind {
+        OwnerKind::Kustomization => "Kustomization",
+        OwnerKind::HelmRelease => "HelmRelease",
+        OwnerKind::ArgoApplication => "Application",
+        OwnerKind::Custom(_) => "custom",
+    }
+}
+
+/// `group/plural/namespace/name`, the key of drift state and alerts.
+fn key(kind: &WatchedKind, ns: &str, name: &str) -> String {
+    format!("{}/{}/{ns}/{name}", kind.group, kind.plural)
+}
+
+impl DriftWatch {
+    pub fn new(
+        policy: Arc<Policy>,
+        view: Arc<RwLock<ClusterView>>,
+        journal: Arc<Journal>,
+        alerts: Arc<Alerts>,
+        metrics: DriftMetrics,
+        cluster: String,
+    ) -> Self {
+        Self {
+            policy,
+            view,
+            journal,
+            alerts,
+            metrics,
+            cluster,
+            drifted: Mutex::default(),
+        }
+    }
+
+    fn reconciler_managers(&self, kind: OwnerKind) -> &[String] {
+        let owners = &self.policy.owners;
+        match kind {
+            OwnerKind::Kustomization => &owners.kustomization.field_managers,
+            OwnerKind::HelmRelease => &owners.helm_release.field_managers,
+            OwnerKind::ArgoApplication => &owners.argo_cd.field_managers,
+            OwnerKind::Custom(i) => owners.custom.get(i).map_or(&[], |c| &c.field_managers),
+        }
+    }
+
+    /// Judges one object as it is now; returns whether it is drifted.
+    pub fn evaluate(&self, kind: &WatchedKind, meta: &PartialObjectMeta<DynamicObject>) -> bool {
+        let ns = meta.metadata.namespace.as_deref().unwrap_or("");
+        let name = meta.metadata.name.as_deref().unwrap_or("");
+        let key = key(kind, ns, name);
+        let found = record(&self.policy, &meta.metadata).and_then(|r| {
+            let reconcilers = self.reconciler_managers(r.owner.kind);
+            detect(&r, reconcilers, &self.policy.drift.system_managers).map(|d| (r, d))
+        });
+        match found {
+            Some((record, drift)) => {
+                self.fire(kind, ns, name, &key, &record, &drift);
+                true
+            }
+            None => {
+                self.resolve(&key);
+                false
+            }
+        }
+    }
+
+    fn fire(&self, kind: &WatchedKind, ns: &str, name: &str, key: &str, r: &Record, d: &Drift) {
+        let owner_kind = owner_kind_label(r.owner.kind);
+        let fresh = self
+            .drifted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), (kind.kind.clone(), owner_kind))
+            .is_none();
+        if fresh {
+            let labels = [kind.kind.as_str(), owner_kind];
+            self.metrics.drifted.with_label_values(&labels).inc();
+            self.metrics.detections.with_label_values(&labels).inc();
+            tracing::info!(kind = %kind.kind, namespace = ns, name, manager = %d.manager, "drift detected");
+        }
+        let (labels, annotations) = self.describe(kind, ns, name, r, d);
+        self.alerts.fire(key, labels, annotations);
+    }
+
+    pub fn resolve(&self, key: &str) {
+        let gone = self
+            .drifted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        if let Some((kind, owner_kind)) = gone {
+            let labels = [kind.as_str(), owner_kind];
+            self.metrics.drifted.with_label_values(&labels).dec();
+            self.metrics.resolutions.with_label_values(&labels).inc();
+            tracing::info!(object = key, "drift resolved");
+            self.alerts.resolve(key);
+        }
+    }
+
+    pub fn drifted_keys(&self) -> HashSet<String> {
+        let drifted = self.drifted.lock().unwrap_or_else(PoisonError::into_inner);
+        drifted.keys().cloned().collect()
+    }
+}
+
+#[path = "watch_describe.rs"]
+mod describe;
+
+/// Starts a watcher per kind and ownership label.
+pub fn spawn(client: Client, watch: Arc<DriftWatch>) {
+    for kind in watch.policy.drift.kinds.clone() {
+        for selector in [KUSTOMIZE_NAME, HELM_NAME] {
+            let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+            let ar = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
+            let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar);
+            let config = watcher::Config::default().labels(selector);
+            let stream = watcher::watcher(api, config).default_backoff();
+            tokio::spawn(run(stream, kind.clone(), watch.clone()));
+        }
+    }
+}
+
+fn object_key(kind: &WatchedKind, obj: &PartialObjectMeta<DynamicObject>) -> String {
+    let ns = obj.metadata.namespace.as_deref().unwrap_or("");
+    key(kind, ns, obj.metadata.name.as_deref().unwrap_or(""))
+}
+
+async fn run<S>(stream: S, kind: WatchedKind, watch: Arc<DriftWatch>)
+where
+    S: futures::Stream<
+            Item = Result<watcher::Event<PartialObjectMeta<DynamicObject>>, watcher::Error>,
+        >,
+{
+    let mut stream = std::pin::pin!(stream);
+    // What this watcher found drifted, and what the current relist finds.
+    let (mut mine, mut relisted) = (HashSet::new(), HashSet::new());
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(obj)) => {
+                let key = object_key(&kind, &obj);
+                if watch.evaluate(&kind, &obj) {
+                    mine.insert(key);
+                } else {
+                    mine.remove(&key);
+                }
+            }
+            Ok(watcher::Event::Delete(obj)) => {
+                let key = object_key(&kind, &obj);
+                watch.resolve(&key);
+                mine.remove(&key);
+            }
+            Ok(watcher::Event::Init) => relisted.clear(),
+            Ok(watcher::Event::InitApply(obj)) => {
+                if watch.evaluate(&kind, &obj) {
+                    relisted.insert(object_key(&kind, &obj));
+                }
+            }
+            Ok(watcher::Event::InitDone) => {
+                // Level-triggered: what the relist no longer finds drifted
+                // (deleted while the watch was down, or fixed) is resolved.
+                for gone in mine.difference(&relisted) {
+                    watch.resolve(gone);
+                }
+                mine = std::mem::take(&mut relisted);
+            }
+            Err(e) => tracing::warn!(kind = %kind.kind, error = %e, "drift watch failed; retrying"),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The drift watcher with the real Alertmanager scripts/up.sh runs.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use super::cluster::{Cluster, Outcome, eventually, flux_apply, flux_deployment};
+
+fn alertmanager(c: &Cluster) -> Result<String, String> {
+    let env = std::fs::read_to_string(c.run.join("guard.env")).map_err(|e| e.to_string())?;
+    env.lines()
+        .find_map(|l| l.strip_prefix("ALERTMANAGER_URL="))
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .ok_or_else(|| "ALERTMANAGER_URL missing from guard.env".into())
+}
+
+/// Active GitOpsDrift alerts for a namespace, as Alertmanager's API lists them.
+fn drift_alerts(base: &str, namespace: &str) -> Result<Vec<Value>, String> {
+    let url = format!(
+        "{base}/api/v2/alerts?active=true&silenced=false&inhibited=false&filter=alertname%3D%22GitOpsDrift%22&filter=namespace%3D%22{namespace}%22"
+    );
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "5", &url])
+        .output()
+        .map_err(|e| format!("curl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("GET {url} failed"));
+    }
+    let alerts: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    Ok(alerts.as_array().cloned().unwrap_or_default())
+}
+
+/// Flux's apply, which takes fields back from other managers.
+fn flux_apply_forced(c: &Cluster, manifest: &str) -> Outcome {
+    let args = [
+        "apply",
+        "--server-side",
+        "--field-manager=kustomize-controller",
+        "--force-conflicts",
+        "-f",
+        "-",
+    ];
+    c.kubectl_stdin("kustomize-controller", &args, manifest)
+        .allowed("the reconciler's forced apply")?;
+    Ok(())
+}
+
+fn expect_label(alert: &Value, key: &str, value: &str) -> Outcome {
+    let got = alert["labels"][key].as_str().unwrap_or("");
+    if got == value {
+        Ok(())
+    } else {
+        Err(format!(
+            "label {key}: {got:?}, expected {value:?} in {alert}"
+        ))
+    }
+}
+
+pub fn a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when_flux_reapplies(
+    c: &Cluster,
+) -> Outcome {
+    let base = alertmanager(c)?;
+    let ns = c.namespace("e2e-drift", &["gitops-guard.io/mode=warn"])?;
+    flux_apply(c, &flux_deployment(&ns, 1))?;
+    // Let the reconciler's write age past the second managedFields record.
+    std::thread::sleep(Duration::from_millis(1100));
+    let patch = r#"{"spec":{"replicas":3}}"#;
+    c.kubectl(
+        "alice",
+        &[
+            "patch",
+            "deployment/web",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    )
+    .allowed("warn mode lets alice through")?;
+    let changed = Instant::now();
+    let mut alert = Value::Null;
+    eventually(Duration::from_secs(30), || {
+        let alerts = drift_alerts(&base, &ns)?;
+        alert = alerts
+            .into_iter()
+            .next()
+            .ok_or("no GitOpsDrift alert yet")?;
+        Ok(())
+    })?;
+    eprintln!(
+        "drift alert in Alertmanager {:?} after the change",
+        changed.elapsed()
+    );
+    for (key, value) in [
+        ("kind", "Deployment"),
+        ("name", "web"),
+        ("owner_kind", "Kustomization"),
+        ("owner", "flux-system/apps"),
+        ("severity", "warning"),
+        ("cluster", "local"),
+    ] {
+        expect_label(&alert, key, value)?;
+    }
+    let changed_by = alert["annotations"]["changed_by"].as_str().unwrap_or("");
+    if changed_by != "alice" {
+        return Err(format!(
+            "changed_by {changed_by:?}, expected alice: {alert}"
+        ));
+    }
+    flux_apply_forced(c, &flux_deployment(&ns, 1))?;
+    eventually(Duration::from_secs(30), || {
+        match drift_alerts(&base, &ns)?.len() {
+            0 => Ok(()),
+            n => Err(format!("{n} alert(s) still active")),
+        }
+    })
+}
