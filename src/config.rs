@@ -38,6 +38,26 @@ pub enum Command {
     Crd,
     /// Print the embedded default policy.
     Policy,
+    /// Scan the cluster once for drifted objects; exit 1 when there are any.
+    Drift(DriftArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// Policy file (YAML); the embedded defaults apply without one.
+    #[arg(long, env = "GITOPS_GUARD_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Kubeconfig; in-cluster or $KUBECONFIG without it.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

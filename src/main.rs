@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Drift(args) => run_drift(&args),
         Command::Check(args) => run_check(&args),
         Command::Cert(args) => report(write_cert(&args)),
         Command::Crd => report(
@@ -44,6 +45,46 @@ fn serve(args: gitops_guard::config::ServeArgs) -> ExitCode {
         Err(e) => return report(Err(e.into())),
     };
     report(runtime.block_on(app::serve(args)))
+}
+
+/// Exit 0 no drift, 1 drift found, 2 the scan could not run.
+fn run_drift(args: &gitops_guard::config::DriftArgs) -> ExitCode {
+    use gitops_guard::{config::Output, drift::scan};
+    let run = async {
+        let policy = match &args.policy {
+            Some(path) => gitops_guard::policy::Policy::load(path)?,
+            None => gitops_guard::policy::Policy::default(),
+        };
+        let client = app::kube_client(args.kubeconfig.as_deref()).await?;
+        scan::scan(client, &policy).await
+    };
+    let rows = match tokio::runtime::Runtime::new().map_err(anyhow::Error::from) {
+        Ok(rt) => rt.block_on(run),
+        Err(e) => Err(e),
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("gitops-guard drift: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.output {
+        Output::Json => match serde_json::to_string_pretty(&rows) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("gitops-guard drift: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Output::Table if rows.is_empty() => println!("no drift"),
+        Output::Table => println!("{}", scan::table(&rows)),
+    }
+    if rows.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Exit 0 allowed, 1 denied, 2 invalid input or usage. With --mutate the

@@ -10,5 +10,6 @@ pub mod alerts;
 pub mod detect;
 pub mod journal;
 pub mod record;
+pub mod scan;
 pub mod settings;
 pub mod watch;

@@ -20,7 +20,7 @@ use super::{
     alerts::{Alerts, Labels},
     detect::{Drift, detect},
     journal::Journal,
-    record::{Record, record},
+    record::{Record, reconciler_managers, record},
     settings::WatchedKind,
 };
 use crate::{
@@ -121,23 +121,13 @@ impl DriftWatch {
         }
     }
 
-    fn reconciler_managers(&self, kind: OwnerKind) -> &[String] {
-        let owners = &self.policy.owners;
-        match kind {
-            OwnerKind::Kustomization => &owners.kustomization.field_managers,
-            OwnerKind::HelmRelease => &owners.helm_release.field_managers,
-            OwnerKind::ArgoApplication => &owners.argo_cd.field_managers,
-            OwnerKind::Custom(i) => owners.custom.get(i).map_or(&[], |c| &c.field_managers),
-        }
-    }
-
     /// Judges one object as it is now; returns whether it is drifted.
     pub fn evaluate(&self, kind: &WatchedKind, meta: &PartialObjectMeta<DynamicObject>) -> bool {
         let ns = meta.metadata.namespace.as_deref().unwrap_or("");
         let name = meta.metadata.name.as_deref().unwrap_or("");
         let key = key(kind, ns, name);
         let found = record(&self.policy, &meta.metadata).and_then(|r| {
-            let reconcilers = self.reconciler_managers(r.owner.kind);
+            let reconcilers = reconciler_managers(&self.policy, r.owner.kind);
             detect(&r, reconcilers, &self.policy.drift.system_managers).map(|d| (r, d))
         });
         match found {

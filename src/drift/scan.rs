@@ -1,0 +1,132 @@
+//! `gitops-guard drift`: one scan with the current kubeconfig, the same
+//! record + detect as the watcher, printed as a table or JSON.
+
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
+};
+use serde::Serialize;
+
+use super::{
+    detect::detect,
+    record::{reconciler_managers, record},
+    watch::owner_kind_label,
+};
+use crate::{
+    guard::ownership::{HELM_NAME, KUSTOMIZE_NAME},
+    policy::Policy,
+};
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub owner: String,
+    pub field_manager: String,
+    pub operation: String,
+    pub changed_at: String,
+    pub fields: Vec<String>,
+}
+
+/// Every drifted object of the policy's kinds; kinds the cluster does not
+/// serve are reported on stderr and skipped.
+pub async fn scan(client: Client, policy: &Policy) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for kind in &policy.drift.kinds {
+        let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
+        let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
+        for selector in [KUSTOMIZE_NAME, HELM_NAME] {
+            let list = match api
+                .list_metadata(&ListParams::default().labels(selector))
+                .await
+            {
+                Ok(list) => list,
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    eprintln!(
+                        "gitops-guard drift: {} not served by this cluster; skipped",
+                        kind.kind
+                    );
+                    break;
+                }
+                Err(e) => return Err(anyhow::anyhow!("listing {}: {e}", kind.plural)),
+            };
+            for item in list.items {
+                let Some(r) = record(policy, &item.metadata) else {
+                    continue;
+                };
+                let reconcilers = reconciler_managers(policy, r.owner.kind);
+                let Some(d) = detect(&r, reconcilers, &policy.drift.system_managers) else {
+                    continue;
+                };
+                rows.push(Row {
+                    kind: kind.kind.clone(),
+                    namespace: item.metadata.namespace.clone().unwrap_or_default(),
+                    name: item.metadata.name.clone().unwrap_or_default(),
+                    owner: format!(
+                        "{} {}/{}",
+                        owner_kind_label(r.owner.kind),
+                        r.owner.namespace,
+                        r.owner.name
+                    ),
+                    field_manager: d.manager,
+                    operation: d.operation,
+                    changed_at: d
+                        .at
+                        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                        .map_or_else(|| "unknown".into(), |t| t.to_string()),
+                    fields: d.fields,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A fixed-width table, one drifted object a line.
+pub fn table(rows: &[Row]) -> String {
+    let header = [
+        "KIND",
+        "NAMESPACE",
+        "NAME",
+        "OWNER",
+        "CHANGED BY",
+        "WHEN",
+        "FIELDS",
+    ];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.kind.clone(),
+                r.namespace.clone(),
+                r.name.clone(),
+                r.owner.clone(),
+                format!("{} ({})", r.field_manager, r.operation),
+                r.changed_at.clone(),
+                r.fields.join(","),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |items: &[&str]| {
+        let padded: Vec<String> = items
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    let mut out = vec![line(&header)];
+    for row in &cells {
+        let refs: Vec<&str> = row.iter().map(String::as_str).collect();
+        out.push(line(&refs));
+    }
+    out.join("\n")
+}
