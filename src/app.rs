@@ -13,6 +13,7 @@ use crate::{
     config::ServeArgs,
     drift::{
         alerts::Alerts,
+        events,
         journal::Journal,
         watch::{self, DriftMetrics, DriftWatch},
     },
@@ -88,6 +89,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         alerts,
         DriftMetrics::new(&registry)?,
         cluster_name,
+        Some(events::spawn(drift_client.clone())),
     );
     watch::spawn(drift_client, Arc::new(drift));
     let guard = Guard {

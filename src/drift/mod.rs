@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod detect;
+pub mod events;
 pub mod journal;
 pub mod record;
 pub mod scan;

@@ -16,9 +16,12 @@ use kube::{
 };
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
+use k8s_openapi::api::core::v1::ObjectReference;
+
 use super::{
     alerts::{Alerts, Labels},
     detect::{Drift, detect},
+    events::{EventJob, EventSender},
     journal::Journal,
     record::{Record, reconciler_managers, record},
     settings::WatchedKind,
@@ -83,8 +86,10 @@ pub struct DriftWatch {
     pub alerts: Arc<Alerts>,
     pub metrics: DriftMetrics,
     pub cluster: String,
-    /// Drifted objects: key -> (kind, owner kind label).
-    drifted: Mutex<HashMap<String, (String, &'static str)>>,
+    /// Where Kubernetes Events go, if anywhere.
+    pub events: Option<EventSender>,
+    /// Drifted objects: key -> (kind, owner kind label, reference).
+    drifted: Mutex<HashMap<String, (String, &'static str, ObjectReference)>>,
 }
 
 pub fn owner_kind_label(kind: OwnerKind) -> &'static str {
@@ -109,6 +114,7 @@ impl DriftWatch {
         alerts: Arc<Alerts>,
         metrics: DriftMetrics,
         cluster: String,
+        events: Option<EventSender>,
     ) -> Self {
         Self {
             policy,
@@ -117,7 +123,16 @@ impl DriftWatch {
             alerts,
             metrics,
             cluster,
+            events,
             drifted: Mutex::default(),
+        }
+    }
+
+    fn event(&self, job: EventJob) {
+        if let Some(events) = &self.events
+            && events.try_send(job).is_err()
+        {
+            tracing::warn!("event queue full: a drift event was dropped");
         }
     }
 
@@ -132,7 +147,19 @@ impl DriftWatch {
         });
         match found {
             Some((record, drift)) => {
-                self.fire(kind, ns, name, &key, &record, &drift);
+                let reference = ObjectReference {
+                    api_version: Some(if kind.group.is_empty() {
+                        kind.version.clone()
+                    } else {
+                        format!("{}/{}", kind.group, kind.version)
+                    }),
+                    kind: Some(kind.kind.clone()),
+                    namespace: meta.metadata.namespace.clone(),
+                    name: meta.metadata.name.clone(),
+                    uid: meta.metadata.uid.clone(),
+                    ..ObjectReference::default()
+                };
+                self.fire(kind, &key, reference, &record, &drift);
                 true
             }
             None => {
@@ -142,21 +169,40 @@ impl DriftWatch {
         }
     }
 
-    fn fire(&self, kind: &WatchedKind, ns: &str, name: &str, key: &str, r: &Record, d: &Drift) {
+    fn fire(
+        &self,
+        kind: &WatchedKind,
+        key: &str,
+        reference: ObjectReference,
+        r: &Record,
+        d: &Drift,
+    ) {
         let owner_kind = owner_kind_label(r.owner.kind);
+        let ns = reference.namespace.clone().unwrap_or_default();
+        let name = reference.name.clone().unwrap_or_default();
         let fresh = self
             .drifted
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.to_owned(), (kind.kind.clone(), owner_kind))
+            .insert(
+                key.to_owned(),
+                (kind.kind.clone(), owner_kind, reference.clone()),
+            )
             .is_none();
+        let (labels, annotations) = self.describe(kind, &ns, &name, r, d);
         if fresh {
-            let labels = [kind.kind.as_str(), owner_kind];
-            self.metrics.drifted.with_label_values(&labels).inc();
-            self.metrics.detections.with_label_values(&labels).inc();
-            tracing::info!(kind = %kind.kind, namespace = ns, name, manager = %d.manager, "drift detected");
+            let metric = [kind.kind.as_str(), owner_kind];
+            self.metrics.drifted.with_label_values(&metric).inc();
+            self.metrics.detections.with_label_values(&metric).inc();
+            tracing::info!(kind = %kind.kind, namespace = %ns, %name, manager = %d.manager, "drift detected");
+            self.event(EventJob {
+                reference,
+                warning: true,
+                reason: "GitOpsDrift",
+                action: "Detected",
+                note: annotations.get("summary").cloned().unwrap_or_default(),
+            });
         }
-        let (labels, annotations) = self.describe(kind, ns, name, r, d);
         self.alerts.fire(key, labels, annotations);
     }
 
@@ -166,12 +212,19 @@ impl DriftWatch {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
-        if let Some((kind, owner_kind)) = gone {
+        if let Some((kind, owner_kind, reference)) = gone {
             let labels = [kind.as_str(), owner_kind];
             self.metrics.drifted.with_label_values(&labels).dec();
             self.metrics.resolutions.with_label_values(&labels).inc();
             tracing::info!(object = key, "drift resolved");
             self.alerts.resolve(key);
+            self.event(EventJob {
+                reference,
+                warning: false,
+                reason: "GitOpsDriftResolved",
+                action: "Resolved",
+                note: format!("{kind} is back to what its reconciler last applied from Git."),
+            });
         }
     }
 
