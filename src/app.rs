@@ -16,6 +16,7 @@ use crate::{
         events,
         journal::Journal,
         watch::{self, DriftMetrics, DriftWatch},
+        webhooks,
     },
     metrics::{AdmissionMetrics, ViewSizeCollector},
     pin::{
@@ -43,6 +44,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace,
         alertmanager_urls,
         cluster_name,
+        webhook_configuration,
     } = args;
     let policy = Arc::new(match policy {
         Some(path) => Policy::load(&path)?,
@@ -82,6 +84,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &registry,
     )?);
     tokio::spawn(alerts.clone().run());
+    webhooks::spawn(
+        drift_client.clone(),
+        alerts.clone(),
+        webhook_configuration.clone(),
+        cluster_name.clone(),
+    );
     let drift = DriftWatch::new(
         policy.clone(),
         view.clone(),

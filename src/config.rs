@@ -94,6 +94,14 @@ pub struct ServeArgs {
     /// The `cluster` label of every alert.
     #[arg(long, env = "GITOPS_GUARD_CLUSTER_NAME", default_value = "default")]
     pub cluster_name: String,
+    /// Name of the guard's Validating/MutatingWebhookConfiguration, watched
+    /// for deletion and changes.
+    #[arg(
+        long,
+        env = "GITOPS_GUARD_WEBHOOK_CONFIGURATION",
+        default_value = "gitops-guard"
+    )]
+    pub webhook_configuration: String,
     /// Deadline for one review; keep it below the webhook's timeoutSeconds.
     #[arg(long, env = "GITOPS_GUARD_REQUEST_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
     pub request_timeout: Duration,

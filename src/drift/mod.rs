@@ -14,3 +14,4 @@ pub mod record;
 pub mod scan;
 pub mod settings;
 pub mod watch;
+pub mod webhooks;

@@ -119,3 +119,97 @@ pub fn a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when
         }
     })
 }
+
+/// Active alerts named `alertname` (any namespace).
+fn alerts_named(base: &str, alertname: &str) -> Result<Vec<Value>, String> {
+    let url = format!(
+        "{base}/api/v2/alerts?active=true&silenced=false&inhibited=false&filter=alertname%3D%22{alertname}%22"
+    );
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "5", &url])
+        .output()
+        .map_err(|e| format!("curl: {e}"))?;
+    let alerts: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    Ok(alerts.as_array().cloned().unwrap_or_default())
+}
+
+/// Takes the webhook away: runs alone.
+pub fn removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected(c: &Cluster) -> Outcome {
+    let base = alertmanager(c)?;
+    let ns = c.namespace("e2e-unregistered", &[])?;
+    flux_apply(c, &flux_deployment(&ns, 1))?;
+    std::thread::sleep(Duration::from_millis(1100));
+    c.kubectl(
+        "admin",
+        &["delete", "validatingwebhookconfiguration", "gitops-guard"],
+    )
+    .allowed("delete the registration")?;
+    let removed = eventually(Duration::from_secs(30), || {
+        let firing = alerts_named(&base, "GitOpsGuardWebhookChanged")?;
+        let deleted = firing.iter().any(|a| {
+            a["labels"]["kind"] == "ValidatingWebhookConfiguration"
+                && a["labels"]["change"] == "deleted"
+        });
+        if deleted {
+            Ok(())
+        } else {
+            Err(format!("not yet: {firing:?}"))
+        }
+    });
+    // Without the webhook alice's patch goes through (eventually: the
+    // apiserver drops the registration asynchronously).
+    let patch = r#"{"spec":{"replicas":4}}"#;
+    let slipped = eventually(Duration::from_secs(30), || {
+        let out = c.kubectl(
+            "alice",
+            &[
+                "patch",
+                "deployment/web",
+                "-n",
+                &ns,
+                "--type=merge",
+                "-p",
+                patch,
+            ],
+        );
+        if out.ok { Ok(()) } else { Err(out.stderr) }
+    });
+    let detected = slipped.and_then(|()| {
+        eventually(Duration::from_secs(30), || {
+            let alert = drift_alerts(&base, &ns)?
+                .into_iter()
+                .next()
+                .ok_or("no drift alert yet")?;
+            expect_label(&alert, "severity", "critical")?;
+            let by = alert["annotations"]["changed_by"].as_str().unwrap_or("");
+            if by == "field manager kubectl-patch" {
+                Ok(())
+            } else {
+                Err(format!("changed_by {by:?}"))
+            }
+        })
+    });
+    // Put the registration back whatever happened, and wait until it bites.
+    let webhook = c.run.join("webhook.yaml").display().to_string();
+    c.kubectl("admin", &["apply", "-f", &webhook])
+        .allowed("re-register")?;
+    eventually(Duration::from_secs(60), || {
+        c.kubectl_stdin(
+            "alice",
+            &["apply", "--dry-run=server", "-f", "-"],
+            &flux_deployment(&ns, 9),
+        )
+        .denied("the webhook is back")
+        .map(|_| ())
+    })?;
+    removed?;
+    detected?;
+    eventually(Duration::from_secs(30), || {
+        let firing = alerts_named(&base, "GitOpsGuardWebhookChanged")?;
+        if firing.iter().any(|a| a["labels"]["change"] == "deleted") {
+            Err("the deletion alert is still firing".into())
+        } else {
+            Ok(())
+        }
+    })
+}

@@ -141,11 +141,17 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ),
 ];
 
-/// Takes the webhook away: runs alone, after everything else.
-const OUTAGE: (&str, Scenario) = (
-    "with_the_guard_down_owned_writes_fail_and_others_go_on",
-    lifecycle::with_the_guard_down_owned_writes_fail_and_others_go_on,
-);
+/// Take the webhook away: each runs alone, after everything else.
+const ALONE: &[(&str, Scenario)] = &[
+    (
+        "removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected",
+        drift::removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected,
+    ),
+    (
+        "with_the_guard_down_owned_writes_fail_and_others_go_on",
+        lifecycle::with_the_guard_down_owned_writes_fail_and_others_go_on,
+    ),
+];
 
 fn trials(cluster: &'static Cluster, scenarios: &[(&'static str, Scenario)]) -> Vec<Trial> {
     let trial = |&(name, run): &(&'static str, Scenario)| {
@@ -159,7 +165,7 @@ fn main() -> ExitCode {
     if args.list {
         let names = SCENARIOS
             .iter()
-            .chain([&OUTAGE])
+            .chain(ALONE)
             .map(|(n, _)| Trial::test(*n, || Ok(())))
             .collect();
         return libtest_mimic::run(&args, names).exit_code();
@@ -173,8 +179,15 @@ fn main() -> ExitCode {
         }
     };
     let main = libtest_mimic::run(&args, trials(cluster, SCENARIOS));
-    let outage = libtest_mimic::run(&args, trials(cluster, &[OUTAGE]));
-    let failed = main.has_failed() || outage.has_failed();
+    let mut failed = main.has_failed();
+    for alone in ALONE {
+        let args = Arguments {
+            test_threads: Some(1),
+            ..args.clone()
+        };
+        failed |=
+            libtest_mimic::run(&args, trials(cluster, std::slice::from_ref(alone))).has_failed();
+    }
     cluster.down(failed);
     if failed {
         eprintln!(
