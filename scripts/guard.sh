@@ -18,7 +18,7 @@ start)
   setsid "$guard_bin" serve --listen "127.0.0.1:$GUARD_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
     --tls-cert "$run/certs/tls.crt" --tls-key "$run/certs/tls.key" \
     --kubeconfig "$run/cluster/admin.kubeconfig" ${policy:+--policy "$policy"} \
-    ${ALERTMANAGER_URL:+--alertmanager-url "$ALERTMANAGER_URL"} --cluster-name local \
+    ${ALERTMANAGER_URL:+--alertmanager-url "$ALERTMANAGER_URL"} --cluster-name local --lease-namespace default \
     >>"$run/logs/guard.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 300); do

@@ -11,13 +11,7 @@ use crate::{
     admin::{self, Readiness},
     cluster::{reflect, view::ClusterView},
     config::ServeArgs,
-    drift::{
-        alerts::Alerts,
-        events,
-        journal::Journal,
-        watch::{self, DriftMetrics, DriftWatch},
-        webhooks,
-    },
+    drift::{self, journal::Journal},
     metrics::{AdmissionMetrics, ViewSizeCollector},
     pin::{
         pullsecret::Keyring,
@@ -45,6 +39,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         alertmanager_urls,
         cluster_name,
         webhook_configuration,
+        leader_election,
+        lease_namespace,
+        lease_name,
     } = args;
     let policy = Arc::new(match policy {
         Some(path) => Policy::load(&path)?,
@@ -78,28 +75,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &registry,
     )?;
     let journal = Arc::new(Journal::default());
-    let alerts = Arc::new(Alerts::new(
+    let settings = drift::Settings {
         alertmanager_urls,
-        policy.drift.resend_interval,
-        &registry,
-    )?);
-    tokio::spawn(alerts.clone().run());
-    webhooks::spawn(
-        drift_client.clone(),
-        alerts.clone(),
-        webhook_configuration.clone(),
-        cluster_name.clone(),
-    );
-    let drift = DriftWatch::new(
-        policy.clone(),
-        view.clone(),
-        journal.clone(),
-        alerts,
-        DriftMetrics::new(&registry)?,
         cluster_name,
-        Some(events::spawn(drift_client.clone())),
-    );
-    watch::spawn(drift_client, Arc::new(drift));
+        webhook_configuration,
+        leader_election,
+        lease_namespace,
+        lease_name,
+    };
+    drift::start(
+        drift_client,
+        &policy,
+        &view,
+        journal.clone(),
+        settings,
+        &registry,
+    )?;
     let guard = Guard {
         policy,
         view,

@@ -102,6 +102,20 @@ pub struct ServeArgs {
         default_value = "gitops-guard"
     )]
     pub webhook_configuration: String,
+    /// Elect one replica (a Lease) to send alerts and Events; off: this
+    /// process always sends.
+    #[arg(long, env = "GITOPS_GUARD_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Namespace of the Lease (the guard's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "gitops-guard")]
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "GITOPS_GUARD_LEASE_NAME",
+        default_value = "gitops-guard-drift"
+    )]
+    pub lease_name: String,
     /// Deadline for one review; keep it below the webhook's timeoutSeconds.
     #[arg(long, env = "GITOPS_GUARD_REQUEST_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
     pub request_timeout: Duration,

@@ -15,6 +15,8 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use super::leader::Leadership;
+
 pub type Labels = BTreeMap<String, String>;
 
 /// One alert as Alertmanager's v2 API takes it.
@@ -42,12 +44,14 @@ pub struct Alerts {
     client: reqwest::Client,
     resend: Duration,
     deliveries: IntCounterVec,
+    leadership: Leadership,
 }
 
 impl Alerts {
     pub fn new(
         urls: Vec<reqwest::Url>,
         resend: Duration,
+        leadership: Leadership,
         registry: &Registry,
     ) -> Result<Self, anyhow::Error> {
         let deliveries = IntCounterVec::new(
@@ -68,6 +72,7 @@ impl Alerts {
             client,
             resend,
             deliveries,
+            leadership,
         })
     }
 
@@ -106,6 +111,15 @@ impl Alerts {
             drop(state);
             self.wake.notify_one();
         }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leadership.is_leader()
+    }
+
+    /// Sends at once (a new leader does not wait for the next tick).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     pub fn firing(&self) -> usize {
@@ -167,6 +181,16 @@ impl Alerts {
         }
         let mut backoff = Duration::from_secs(1);
         loop {
+            if !self.leadership.is_leader() {
+                // The leader delivers resolutions; a follower only keeps
+                // the firing set warm for when it takes over.
+                self.lock().resolved.clear();
+                tokio::select! {
+                    () = tokio::time::sleep(self.resend) => {},
+                    () = self.wake.notified() => {},
+                }
+                continue;
+            }
             let (alerts, resolved) = self.round();
             let wait = if alerts.is_empty() {
                 self.resend

@@ -10,8 +10,12 @@ pub mod alerts;
 pub mod detect;
 pub mod events;
 pub mod journal;
+pub mod leader;
 pub mod record;
 pub mod scan;
 pub mod settings;
+mod start;
 pub mod watch;
 pub mod webhooks;
+
+pub use start::{Settings, start};

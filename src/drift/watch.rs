@@ -129,6 +129,9 @@ impl DriftWatch {
     }
 
     fn event(&self, job: EventJob) {
+        if !self.alerts.is_leader() {
+            return;
+        }
         if let Some(events) = &self.events
             && events.try_send(job).is_err()
         {

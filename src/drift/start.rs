@@ -1,0 +1,88 @@
+//! Wiring of the drift side for `serve`: leader election, the Alertmanager
+//! sender, the webhook-registration watch and the drift watchers.
+
+use std::sync::{Arc, RwLock};
+
+use prometheus::Registry;
+
+use super::{
+    alerts::Alerts,
+    events,
+    journal::Journal,
+    leader::{self, Election, Leadership},
+    watch::{self, DriftMetrics, DriftWatch},
+    webhooks,
+};
+use crate::{cluster::view::ClusterView, policy::Policy};
+
+/// The `serve` flags the drift side reads.
+pub struct Settings {
+    pub alertmanager_urls: Vec<reqwest::Url>,
+    pub cluster_name: String,
+    pub webhook_configuration: String,
+    pub leader_election: bool,
+    pub lease_namespace: String,
+    pub lease_name: String,
+}
+
+/// Who this replica is in the Lease: the Pod's name, else host and pid.
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    })
+}
+
+pub fn start(
+    client: kube::Client,
+    policy: &Arc<Policy>,
+    view: &Arc<RwLock<ClusterView>>,
+    journal: Arc<Journal>,
+    settings: Settings,
+    registry: &Registry,
+) -> anyhow::Result<()> {
+    let leadership = if settings.leader_election {
+        Leadership::default()
+    } else {
+        Leadership::always()
+    };
+    let alerts = Arc::new(Alerts::new(
+        settings.alertmanager_urls,
+        policy.drift.resend_interval,
+        leadership.clone(),
+        registry,
+    )?);
+    let gauge = leader::gauge(registry)?;
+    if settings.leader_election {
+        let identity = identity();
+        tracing::info!(%identity, lease = %settings.lease_name, namespace = %settings.lease_namespace, "joining leader election");
+        let election = Election::new(
+            client.clone(),
+            &settings.lease_namespace,
+            &settings.lease_name,
+            identity,
+        );
+        let wake = alerts.clone();
+        tokio::spawn(election.run(leadership, gauge, move || wake.wake()));
+    } else {
+        gauge.set(1);
+    }
+    tokio::spawn(alerts.clone().run());
+    webhooks::spawn(
+        client.clone(),
+        alerts.clone(),
+        settings.webhook_configuration,
+        settings.cluster_name.clone(),
+    );
+    let drift = DriftWatch::new(
+        policy.clone(),
+        view.clone(),
+        journal,
+        alerts,
+        DriftMetrics::new(registry)?,
+        settings.cluster_name,
+        Some(events::spawn(client.clone())),
+    );
+    watch::spawn(client, Arc::new(drift));
+    Ok(())
+}
