@@ -140,12 +140,9 @@ mkdir -p "$run/alertmanager"
 printf 'route: {receiver: "null", group_wait: 1s, group_interval: 1s, repeat_interval: 1h}\nreceivers: [{name: "null"}]\n' \
   >"$run/alertmanager/config.yml"
 am_port=$(free_port 19093) || fail "no free port for Alertmanager"
-setsid prometheus-alertmanager --config.file="$run/alertmanager/config.yml" --storage.path="$run/alertmanager/data" \
-  --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= \
-  >"$run/logs/alertmanager.log" 2>&1 </dev/null &
-echo $! >"$run/pids/alertmanager.pid"
-wait_for 20 "Alertmanager on 127.0.0.1:$am_port" curl -sf "http://127.0.0.1:$am_port/-/ready" ||
-  fail "Alertmanager did not start; see $run/logs/alertmanager.log"
+echo "$am_port" >"$run/alertmanager/port"
+"$root/scripts/alertmanager.sh" start "$run" || fail "Alertmanager did not start; see $run/logs/alertmanager.log"
+say "Alertmanager on 127.0.0.1:$am_port"
 printf 'drift:\n  resendInterval: 5s\n' >>"$run/policy.yaml"
 
 say "generating the webhook certificate with gitops-guard cert"

@@ -30,11 +30,13 @@ pub fn detect(record: &Record, reconcilers: &[String], system: &[String]) -> Opt
         .iter()
         .filter(|m| !is(reconcilers, m) && !is(system, m) && !m.manager.is_empty())
         .max_by_key(time)?;
-    // A tie (same second) goes to the reconciler.
+    // A tie (same second) goes to the reconciler. An entry without a time
+    // (the apiserver records none for `/scale` updates) cannot be ordered:
+    // it is drift while it lasts, and a forced apply by the reconciler that
+    // takes its fields back removes it.
     let newer = match (foreign.time, reconciled) {
         (Some(f), Some(r)) => f > r,
-        (_, None) => true,
-        (None, Some(_)) => false,
+        (_, None) | (None, Some(_)) => true,
     };
     newer.then(|| Drift {
         manager: foreign.manager.to_string(),

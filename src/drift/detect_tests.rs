@@ -68,6 +68,18 @@ fn drift_follows_the_latest_writer(
 }
 
 #[test]
+fn a_scale_entry_without_a_time_is_drift_while_it_lasts() {
+    let mut scale = entry("kubectl", "Update", 0);
+    scale.time = None;
+    let found = detect(
+        &record(vec![entry("kustomize-controller", "Apply", 100), scale]),
+        &flux(),
+        &system(),
+    );
+    assert_eq!(found.map(|d| (d.manager, d.at)), Some(("kubectl".to_owned(), None)));
+}
+
+#[test]
 fn a_drift_carries_operation_time_and_fields() {
     let found = detect(
         &record(vec![

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::cluster::{Cluster, Outcome, eventually, flux_apply, flux_deployment};
 
-fn alertmanager(c: &Cluster) -> Result<String, String> {
+pub fn alertmanager(c: &Cluster) -> Result<String, String> {
     let env = std::fs::read_to_string(c.run.join("guard.env")).map_err(|e| e.to_string())?;
     env.lines()
         .find_map(|l| l.strip_prefix("ALERTMANAGER_URL="))
@@ -18,7 +18,7 @@ fn alertmanager(c: &Cluster) -> Result<String, String> {
 }
 
 /// Active GitOpsDrift alerts for a namespace, as Alertmanager's API lists them.
-fn drift_alerts(base: &str, namespace: &str) -> Result<Vec<Value>, String> {
+pub fn drift_alerts(base: &str, namespace: &str) -> Result<Vec<Value>, String> {
     let url = format!(
         "{base}/api/v2/alerts?active=true&silenced=false&inhibited=false&filter=alertname%3D%22GitOpsDrift%22&filter=namespace%3D%22{namespace}%22"
     );

@@ -14,6 +14,7 @@ mod namespaces;
 mod pinning;
 #[path = "../support/registry.rs"]
 mod registry;
+mod resilience;
 
 use std::process::ExitCode;
 
@@ -143,6 +144,18 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 
 /// Take the webhook away: each runs alone, after everything else.
 const ALONE: &[(&str, Scenario)] = &[
+    (
+        "the_alert_keeps_firing_while_the_guard_restarts",
+        resilience::the_alert_keeps_firing_while_the_guard_restarts,
+    ),
+    (
+        "two_guards_elect_one_sender_and_the_other_takes_over_when_it_stops",
+        resilience::two_guards_elect_one_sender_and_the_other_takes_over_when_it_stops,
+    ),
+    (
+        "an_alert_made_while_alertmanager_was_down_for_two_minutes_arrives_when_it_is_back",
+        resilience::an_alert_made_while_alertmanager_was_down_for_two_minutes_arrives_when_it_is_back,
+    ),
     (
         "removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected",
         drift::removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected,
