@@ -76,7 +76,10 @@ fn a_scale_entry_without_a_time_is_drift_while_it_lasts() {
         &flux(),
         &system(),
     );
-    assert_eq!(found.map(|d| (d.manager, d.at)), Some(("kubectl".to_owned(), None)));
+    assert_eq!(
+        found.map(|d| (d.manager, d.at)),
+        Some(("kubectl".to_owned(), None))
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod detect;
 pub mod events;
 pub mod journal;
 pub mod leader;
+pub mod metrics;
 pub mod record;
 pub mod scan;
 pub mod settings;

@@ -8,13 +8,13 @@ use std::{
     sync::{Arc, Mutex, PoisonError, RwLock},
 };
 
+pub use super::metrics::DriftMetrics;
 use futures::StreamExt;
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta},
     runtime::{WatchStreamExt, watcher},
 };
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 
@@ -36,48 +36,6 @@ use crate::{
     policy::{Mode, Policy},
 };
 
-#[derive(Clone)]
-pub struct DriftMetrics {
-    pub drifted: IntGaugeVec,
-    pub detections: IntCounterVec,
-    pub resolutions: IntCounterVec,
-}
-
-impl DriftMetrics {
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let labels = &["kind", "owner_kind"];
-        let drifted = IntGaugeVec::new(
-            Opts::new(
-                "gitops_guard_drifted_objects",
-                "Owned objects drifted from Git now.",
-            ),
-            labels,
-        )?;
-        let detections = IntCounterVec::new(
-            Opts::new(
-                "gitops_guard_drift_detections_total",
-                "Objects found drifted.",
-            ),
-            labels,
-        )?;
-        let resolutions = IntCounterVec::new(
-            Opts::new(
-                "gitops_guard_drift_resolutions_total",
-                "Drifted objects brought back by their reconciler.",
-            ),
-            labels,
-        )?;
-        registry.register(Box::new(drifted.clone()))?;
-        registry.register(Box::new(detections.clone()))?;
-        registry.register(Box::new(resolutions.clone()))?;
-        Ok(Self {
-            drifted,
-            detections,
-            resolutions,
-        })
-    }
-}
-
 /// Shared by every watcher task.
 pub struct DriftWatch {
     pub policy: Arc<Policy>,
@@ -88,6 +46,8 @@ pub struct DriftWatch {
     pub cluster: String,
     /// Where Kubernetes Events go, if anywhere.
     pub events: Option<EventSender>,
+    /// Watchers that have not listed yet.
+    pending: std::sync::atomic::AtomicUsize,
     /// Drifted objects: key -> (kind, owner kind label, reference).
     drifted: Mutex<HashMap<String, (String, &'static str, ObjectReference)>>,
 }
@@ -124,7 +84,20 @@ impl DriftWatch {
             metrics,
             cluster,
             events,
+            pending: std::sync::atomic::AtomicUsize::new(0),
             drifted: Mutex::default(),
+        }
+    }
+
+    /// One watcher finished its first list.
+    fn listed(&self) {
+        if self
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.metrics.synced.set(1);
+            tracing::info!(drifted = self.drifted_keys().len(), "drift watchers synced");
         }
     }
 
@@ -240,64 +213,6 @@ impl DriftWatch {
 #[path = "watch_describe.rs"]
 mod describe;
 
-/// Starts a watcher per kind and ownership label.
-pub fn spawn(client: Client, watch: Arc<DriftWatch>) {
-    for kind in watch.policy.drift.kinds.clone() {
-        for selector in [KUSTOMIZE_NAME, HELM_NAME] {
-            let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
-            let ar = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
-            let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar);
-            let config = watcher::Config::default().labels(selector);
-            let stream = watcher::watcher(api, config).default_backoff();
-            tokio::spawn(run(stream, kind.clone(), watch.clone()));
-        }
-    }
-}
-
-fn object_key(kind: &WatchedKind, obj: &PartialObjectMeta<DynamicObject>) -> String {
-    let ns = obj.metadata.namespace.as_deref().unwrap_or("");
-    key(kind, ns, obj.metadata.name.as_deref().unwrap_or(""))
-}
-
-async fn run<S>(stream: S, kind: WatchedKind, watch: Arc<DriftWatch>)
-where
-    S: futures::Stream<
-            Item = Result<watcher::Event<PartialObjectMeta<DynamicObject>>, watcher::Error>,
-        >,
-{
-    let mut stream = std::pin::pin!(stream);
-    // What this watcher found drifted, and what the current relist finds.
-    let (mut mine, mut relisted) = (HashSet::new(), HashSet::new());
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(watcher::Event::Apply(obj)) => {
-                let key = object_key(&kind, &obj);
-                if watch.evaluate(&kind, &obj) {
-                    mine.insert(key);
-                } else {
-                    mine.remove(&key);
-                }
-            }
-            Ok(watcher::Event::Delete(obj)) => {
-                let key = object_key(&kind, &obj);
-                watch.resolve(&key);
-                mine.remove(&key);
-            }
-            Ok(watcher::Event::Init) => relisted.clear(),
-            Ok(watcher::Event::InitApply(obj)) => {
-                if watch.evaluate(&kind, &obj) {
-                    relisted.insert(object_key(&kind, &obj));
-                }
-            }
-            Ok(watcher::Event::InitDone) => {
-                // Level-triggered: what the relist no longer finds drifted
-                // (deleted while the watch was down, or fixed) is resolved.
-                for gone in mine.difference(&relisted) {
-                    watch.resolve(gone);
-                }
-                mine = std::mem::take(&mut relisted);
-            }
-            Err(e) => tracing::warn!(kind = %kind.kind, error = %e, "drift watch failed; retrying"),
-        }
-    }
-}
+#[path = "watch_run.rs"]
+mod run;
+pub use run::spawn;
