@@ -35,6 +35,9 @@ struct State {
     active: HashMap<String, (Labels, Labels, jiff::Timestamp)>,
     /// Resolved but not yet delivered.
     resolved: Vec<Alert>,
+    /// One-time announcements (a break-glass use): sent by whichever
+    /// replica saw the event, leader or not, until delivered.
+    announcements: Vec<Alert>,
 }
 
 pub struct Alerts {
@@ -117,6 +120,20 @@ impl Alerts {
         self.leadership.is_leader()
     }
 
+    /// An alert that fires for `hold` from now, sent once by this replica
+    /// whether it leads or not (only it saw the event).
+    pub fn announce(&self, labels: Labels, annotations: Labels, hold: Duration) {
+        let now = jiff::Timestamp::now();
+        let ends = now.checked_add(hold).unwrap_or(now);
+        self.lock().announcements.push(Alert {
+            labels,
+            annotations,
+            starts_at: now.to_string(),
+            ends_at: ends.to_string(),
+        });
+        self.wake.notify_one();
+    }
+
     /// Sends at once (a new leader does not wait for the next tick).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -127,8 +144,18 @@ impl Alerts {
     }
 
     /// Everything to post now: firing alerts and undelivered resolutions.
-    fn round(&self) -> (Vec<Alert>, usize) {
-        let state = self.lock();
+    /// Everything to post now, and how many resolutions and announcements
+    /// it carries (dropped once delivered).
+    fn round(&self) -> (Vec<Alert>, usize, usize) {
+        let mut state = self.lock();
+        if !self.leadership.is_leader() {
+            // The leader delivers the firing set and resolutions; a follower
+            // keeps the set warm for when it takes over.
+            state.resolved.clear();
+            let announcements = state.announcements.clone();
+            let n = announcements.len();
+            return (announcements, 0, n);
+        }
         let ends = jiff::Timestamp::now()
             .checked_add(self.resend * 3)
             .unwrap_or_else(|_| jiff::Timestamp::now());
@@ -144,7 +171,9 @@ impl Alerts {
             .collect();
         let resolved = state.resolved.len();
         alerts.extend(state.resolved.iter().cloned());
-        (alerts, resolved)
+        let announced = state.announcements.len();
+        alerts.extend(state.announcements.iter().cloned());
+        (alerts, resolved, announced)
     }
 
     async fn post(&self, alerts: &[Alert]) -> Result<(), String> {
@@ -181,25 +210,18 @@ impl Alerts {
         }
         let mut backoff = Duration::from_secs(1);
         loop {
-            if !self.leadership.is_leader() {
-                // The leader delivers resolutions; a follower only keeps
-                // the firing set warm for when it takes over.
-                self.lock().resolved.clear();
-                tokio::select! {
-                    () = tokio::time::sleep(self.resend) => {},
-                    () = self.wake.notified() => {},
-                }
-                continue;
-            }
-            let (alerts, resolved) = self.round();
+            let (alerts, resolved, announced) = self.round();
             let wait = if alerts.is_empty() {
                 self.resend
             } else {
                 match self.post(&alerts).await {
                     Ok(()) => {
                         self.deliveries.with_label_values(&["ok"]).inc();
-                        // Drop only the resolutions this round carried.
-                        self.lock().resolved.drain(..resolved);
+                        // Drop only what this round carried.
+                        let mut state = self.lock();
+                        state.resolved.drain(..resolved);
+                        state.announcements.drain(..announced);
+                        drop(state);
                         backoff = Duration::from_secs(1);
                         self.resend
                     }

@@ -22,8 +22,12 @@ pub struct JournalEntry {
     pub reason: &'static str,
 }
 
+/// Told of every entry as it is recorded (the break-glass alert).
+pub type Observer = Box<dyn Fn(&ObjectKey, &JournalEntry) + Send + Sync>;
+
 pub struct Journal {
     entries: Mutex<LruCache<ObjectKey, JournalEntry>>,
+    observer: std::sync::OnceLock<Observer>,
 }
 
 impl Default for Journal {
@@ -32,12 +36,21 @@ impl Default for Journal {
             entries: Mutex::new(LruCache::new(
                 NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             )),
+            observer: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Journal {
+    /// Sets the observer; only the first call counts.
+    pub fn observe(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
+    }
+
     pub fn record(&self, key: ObjectKey, entry: JournalEntry) {
+        if let Some(observer) = self.observer.get() {
+            observer(&key, &entry);
+        }
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -6,9 +6,9 @@ use std::sync::{Arc, RwLock};
 use prometheus::Registry;
 
 use super::{
-    alerts::Alerts,
+    alerts::{Alerts, Labels},
     events,
-    journal::Journal,
+    journal::{Journal, JournalEntry, ObjectKey},
     leader::{self, Election, Leadership},
     watch::{self, DriftMetrics, DriftWatch},
     webhooks,
@@ -23,6 +23,35 @@ pub struct Settings {
     pub leader_election: bool,
     pub lease_namespace: String,
     pub lease_name: String,
+}
+
+/// How long a break-glass use stays visible in Alertmanager.
+const BREAK_GLASS_HOLD: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+fn break_glass_alert(key: &ObjectKey, entry: &JournalEntry, cluster: &str) -> (Labels, Labels) {
+    let (group, resource, namespace, name) = key;
+    let resource = if group.is_empty() {
+        resource.clone()
+    } else {
+        format!("{resource}.{group}")
+    };
+    let pairs = |items: Vec<(&str, String)>| -> Labels {
+        items.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    };
+    let labels = pairs(vec![
+        ("alertname", "GitOpsBreakGlassUsed".to_owned()),
+        ("severity", "warning".to_owned()),
+        ("namespace", namespace.clone()),
+        ("resource", resource.clone()),
+        ("name", name.clone()),
+        ("user", entry.user.clone()),
+        ("cluster", cluster.to_owned()),
+    ]);
+    let summary = format!(
+        "{} changed GitOps-owned {resource} {namespace}/{name} under a break-glass grant.",
+        entry.user
+    );
+    (labels, pairs(vec![("summary", summary)]))
 }
 
 /// Who this replica is in the Lease: the Pod's name, else host and pid.
@@ -68,6 +97,13 @@ pub fn start(
         gauge.set(1);
     }
     tokio::spawn(alerts.clone().run());
+    let (announcer, cluster) = (alerts.clone(), settings.cluster_name.clone());
+    journal.observe(Box::new(move |key, entry| {
+        if entry.reason == "break-glass" {
+            let (labels, annotations) = break_glass_alert(key, entry, &cluster);
+            announcer.announce(labels, annotations, BREAK_GLASS_HOLD);
+        }
+    }));
     webhooks::spawn(
         client.clone(),
         alerts.clone(),

@@ -121,7 +121,7 @@ pub fn a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when
 }
 
 /// Active alerts named `alertname` (any namespace).
-fn alerts_named(base: &str, alertname: &str) -> Result<Vec<Value>, String> {
+pub fn alerts_named(base: &str, alertname: &str) -> Result<Vec<Value>, String> {
     let url = format!(
         "{base}/api/v2/alerts?active=true&silenced=false&inhibited=false&filter=alertname%3D%22{alertname}%22"
     );

@@ -33,6 +33,21 @@ pub fn break_glass_lets_alice_through_until_it_expires(c: &Cluster) -> Outcome {
             .mentions("break-glass inc-1")?;
         Ok(())
     })?;
+    // Every use is alerted, naming the person.
+    let base = super::drift::alertmanager(c)?;
+    eventually(Duration::from_secs(20), || {
+        let used = super::drift::alerts_named(&base, "GitOpsBreakGlassUsed")?;
+        let mine = used
+            .iter()
+            .any(|a| a["labels"]["namespace"] == ns.as_str() && a["labels"]["user"] == "alice");
+        if mine {
+            Ok(())
+        } else {
+            Err(format!(
+                "no GitOpsBreakGlassUsed for alice in {ns}: {used:?}"
+            ))
+        }
+    })?;
     eventually(Duration::from_secs(20), || {
         scale("3").denied("scale after expiry")?;
         Ok(())
