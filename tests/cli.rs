@@ -201,3 +201,54 @@ fn the_printed_default_policy_is_a_valid_policy_file() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }
+
+/// Every `gitops_guard_*` name in the PrometheusRule and the dashboard is
+/// one the source registers (histogram suffixes aside).
+#[test]
+fn the_monitoring_manifests_only_use_metrics_the_guard_exports() {
+    fn names(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("gitops_guard_") {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()))
+                .unwrap_or(tail.len());
+            out.push(tail[..end].to_owned());
+            rest = &tail[end..];
+        }
+        out
+    }
+    let mut source = String::new();
+    let mut dirs = vec![root().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                source.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let exported: Vec<String> = names(&source);
+    let mut checked = 0;
+    for file in [
+        "manifests/monitoring/prometheusrule.yaml",
+        "manifests/monitoring/dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap_or_default();
+        for name in names(&text) {
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            assert!(
+                exported.iter().any(|e| e == base),
+                "{file} uses {name}, which the guard does not export"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "only {checked} metric references found");
+}
