@@ -68,6 +68,24 @@ as alice delete deployment/web -n shop --wait=false
 step "In staging (mode warn) the same edit goes through, and kubectl prints the guard's warning"
 as alice scale deployment/web -n staging --replicas=3
 
+am_url=$(sed -n 's/^ALERTMANAGER_URL=//p' "$run/guard.env")
+alerts() { # the GitOpsDrift alerts for staging, as Alertmanager lists them
+  printf '%s$ amtool alert query alertname=GitOpsDrift namespace=staging%s\n' "$bold" "$dim"
+  amtool --alertmanager.url="$am_url" alert query alertname=GitOpsDrift namespace=staging \
+    -o extended 2>&1 | cut -c1-220 || true
+}
+
+step "The drift watcher saw it: a GitOpsDrift alert in Alertmanager, naming alice"
+sleep 1
+alerts
+as admin get events -n staging --field-selector reason=GitOpsDrift
+
+step "Flux re-applies from Git (taking the field back): the alert resolves"
+as kustomize-controller apply --server-side --field-manager=kustomize-controller --force-conflicts -f "$run/web-staging.yaml"
+sleep 2
+alerts
+as admin get events -n staging --field-selector reason=GitOpsDriftResolved
+
 step "Break-glass: an admin grants alice 20 seconds in shop"
 expires=$(date -u -d '+20 seconds' +%Y-%m-%dT%H:%M:%SZ)
 cat >"$run/breakglass.yaml" <<EOF
