@@ -110,3 +110,26 @@ fn field_paths_read_fields_v1_and_skip_metadata() {
         ["spec.replicas", "spec.template.spec.containers[].image"]
     );
 }
+
+#[test]
+fn malformed_or_huge_fields_v1_is_trimmed_without_failing() {
+    use crate::drift::record::field_paths;
+    assert!(field_paths(&serde_json::json!(42)).is_empty());
+    assert!(field_paths(&serde_json::json!({"garbage": [1, 2]})).is_empty());
+    let mut deep = serde_json::json!({});
+    for _ in 0..200 {
+        deep = serde_json::json!({ "f:x": deep });
+    }
+    let paths = field_paths(&deep);
+    assert_eq!(paths.len(), 1, "one path, cut at the depth limit");
+    let wide: serde_json::Map<String, serde_json::Value> = (0..10_000)
+        .map(|i| (format!("f:field{i}"), serde_json::json!({})))
+        .collect();
+    let mut spec = serde_json::Map::new();
+    spec.insert("f:spec".into(), serde_json::Value::Object(wide));
+    assert_eq!(
+        field_paths(&serde_json::Value::Object(spec)).len(),
+        5,
+        "at most five fields kept"
+    );
+}
