@@ -37,6 +37,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_delay,
         shutdown_grace,
         alertmanager_urls,
+        alertmanager_bearer_token_file,
+        alertmanager_ca_file,
         cluster_name,
         webhook_configuration,
         leader_election,
@@ -77,6 +79,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let journal = Arc::new(Journal::default());
     let settings = drift::Settings {
         alertmanager_urls,
+        alertmanager_bearer_token_file,
+        alertmanager_ca_file,
         cluster_name,
         webhook_configuration,
         leader_election,

@@ -91,6 +91,12 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub alertmanager_urls: Vec<reqwest::Url>,
+    /// File holding a bearer token for Alertmanager (re-read every round).
+    #[arg(long, env = "GITOPS_GUARD_ALERTMANAGER_BEARER_TOKEN_FILE")]
+    pub alertmanager_bearer_token_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for Alertmanager.
+    #[arg(long, env = "GITOPS_GUARD_ALERTMANAGER_CA_FILE")]
+    pub alertmanager_ca_file: Option<PathBuf>,
     /// The `cluster` label of every alert.
     #[arg(long, env = "GITOPS_GUARD_CLUSTER_NAME", default_value = "default")]
     pub cluster_name: String,

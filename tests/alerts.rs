@@ -20,9 +20,19 @@ use serde_json::Value;
 struct Double {
     failures_left: Arc<AtomicUsize>,
     received: Arc<Mutex<Vec<Value>>>,
+    authorization: Arc<Mutex<Vec<String>>>,
 }
 
-async fn receive(State(d): State<Double>, Json(body): Json<Value>) -> StatusCode {
+async fn receive(
+    State(d): State<Double>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> StatusCode {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    d.authorization.lock().expect("lock").push(auth.to_owned());
     if d.failures_left.load(Ordering::SeqCst) > 0 {
         d.failures_left.fetch_sub(1, Ordering::SeqCst);
         return StatusCode::SERVICE_UNAVAILABLE;
@@ -149,5 +159,56 @@ async fn a_resolution_is_sent_with_ends_at_now_and_a_follower_sends_nothing() {
     assert!(
         quiet.received.lock().expect("lock").is_empty(),
         "a follower posted"
+    );
+}
+
+#[tokio::test]
+async fn a_bearer_token_file_and_url_credentials_are_sent() {
+    let (double, url) = alertmanager(0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").expect("write token");
+    let registry = prometheus::Registry::new();
+    let alerts = Arc::new(
+        Alerts::new(
+            vec![url.clone()],
+            Duration::from_secs(60),
+            Leadership::always(),
+            &registry,
+        )
+        .and_then(|a| a.with_delivery(Some(token), None))
+        .expect("alerts"),
+    );
+    tokio::spawn(alerts.clone().run());
+    alerts.fire("a", labels("web"), Labels::new());
+    until("bearer", || {
+        !double.received.lock().expect("lock").is_empty()
+    })
+    .await;
+    assert_eq!(
+        double.authorization.lock().expect("lock")[0],
+        "Bearer s3cret-token"
+    );
+
+    let (basic, url) = alertmanager(0).await;
+    let mut with_user = url.clone();
+    with_user.set_username("am").expect("user");
+    with_user.set_password(Some("pw")).expect("password");
+    let alerts = Arc::new(
+        Alerts::new(
+            vec![with_user],
+            Duration::from_secs(60),
+            Leadership::always(),
+            &prometheus::Registry::new(),
+        )
+        .expect("alerts"),
+    );
+    tokio::spawn(alerts.clone().run());
+    alerts.fire("a", labels("web"), Labels::new());
+    until("basic", || !basic.received.lock().expect("lock").is_empty()).await;
+    // base64("am:pw")
+    assert_eq!(
+        basic.authorization.lock().expect("lock")[0],
+        "Basic YW06cHc="
     );
 }

@@ -45,6 +45,8 @@ pub struct Alerts {
     wake: Notify,
     urls: Vec<reqwest::Url>,
     client: reqwest::Client,
+    /// Read before every round, so a rotated token is picked up.
+    bearer_token_file: Option<std::path::PathBuf>,
     resend: Duration,
     deliveries: IntCounterVec,
     leadership: Leadership,
@@ -73,6 +75,7 @@ impl Alerts {
             wake: Notify::new(),
             urls,
             client,
+            bearer_token_file: None,
             resend,
             deliveries,
             leadership,
@@ -81,6 +84,27 @@ impl Alerts {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Bearer token (read from a file before every round) and extra CA
+    /// certificates for Alertmanager. Basic auth: `https://user:password@host/`.
+    pub fn with_delivery(
+        mut self,
+        bearer_token_file: Option<std::path::PathBuf>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, anyhow::Error> {
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("--alertmanager-ca-file {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| anyhow::anyhow!("--alertmanager-ca-file {}: {e}", path.display()))?;
+            self.client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .tls_certs_merge(certs)
+                .build()?;
+        }
+        self.bearer_token_file = bearer_token_file;
+        Ok(self)
     }
 
     /// Starts or updates the alert for `key`; its start time is kept.
@@ -177,17 +201,27 @@ impl Alerts {
     }
 
     async fn post(&self, alerts: &[Alert]) -> Result<(), String> {
+        let token = match &self.bearer_token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("bearer token {}: {e}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
         for base in &self.urls {
             let url = base
                 .join("api/v2/alerts")
                 .map_err(|e| format!("{base}: {e}"))?;
-            let response = self
-                .client
-                .post(url.clone())
-                .json(alerts)
-                .send()
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
+            let mut request = self.client.post(url.clone()).json(alerts);
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            if !base.username().is_empty() {
+                request = request.basic_auth(base.username(), base.password());
+            }
+            let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
             if !response.status().is_success() {
                 let status = response.status();
                 let body: String = response

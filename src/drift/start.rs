@@ -18,6 +18,8 @@ use crate::{cluster::view::ClusterView, policy::Policy};
 /// The `serve` flags the drift side reads.
 pub struct Settings {
     pub alertmanager_urls: Vec<reqwest::Url>,
+    pub alertmanager_bearer_token_file: Option<std::path::PathBuf>,
+    pub alertmanager_ca_file: Option<std::path::PathBuf>,
     pub cluster_name: String,
     pub webhook_configuration: String,
     pub leader_election: bool,
@@ -75,12 +77,18 @@ pub fn start(
     } else {
         Leadership::always()
     };
-    let alerts = Arc::new(Alerts::new(
-        settings.alertmanager_urls,
-        policy.drift.resend_interval,
-        leadership.clone(),
-        registry,
-    )?);
+    let alerts = Arc::new(
+        Alerts::new(
+            settings.alertmanager_urls,
+            policy.drift.resend_interval,
+            leadership.clone(),
+            registry,
+        )?
+        .with_delivery(
+            settings.alertmanager_bearer_token_file,
+            settings.alertmanager_ca_file.as_deref(),
+        )?,
+    );
     let gauge = leader::gauge(registry)?;
     if settings.leader_election {
         let identity = identity();
