@@ -29,7 +29,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the admission webhook (HTTPS) and the admin endpoints (HTTP).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Decide one AdmissionReview offline and print the response review.
     Check(CheckArgs),
     /// Generate a CA and a serving certificate for the webhook Service.

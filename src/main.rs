@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         tracing::debug!("a rustls crypto provider was already installed");
     }
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Drift(args) => run_drift(&args),
         Command::Check(args) => run_check(&args),
         Command::Cert(args) => report(write_cert(&args)),
