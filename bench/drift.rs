@@ -1,0 +1,280 @@
+//! The drift watcher against the local control plane (scripts/up.sh):
+//!
+//! 1. detection latency: a manual change of an owned object until its
+//!    GitOpsDrift alert is listed by Alertmanager, p50/p99 over 100 changes
+//!    (goal: p99 under 2 s);
+//! 2. RSS and time to ready (every drift watcher listed once) of a freshly
+//!    started guard with N owned ConfigMaps in the cluster.
+//!
+//! ```text
+//! cargo bench --bench drift                    # N = 1000, 10000, 50000
+//! cargo bench --bench drift -- --objects 1000  # a quicker run
+//! ```
+//!
+//! Alertmanager is polled with curl every 10 ms, so each latency includes up
+//! to one poll interval and a curl start.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+struct Env {
+    root: PathBuf,
+    run: PathBuf,
+}
+
+impl Env {
+    fn kubectl(&self, who: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+        let mut cmd = Command::new(self.root.join("tests/cluster/bin/kubectl"));
+        cmd.args(args)
+            .env(
+                "KUBECONFIG",
+                self.run.join(format!("cluster/{who}.kubeconfig")),
+            )
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            pipe.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn env_value(&self, file: &str, key: &str) -> String {
+        std::fs::read_to_string(self.run.join(file))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    fn script(&self, name: &str, action: &str) -> bool {
+        Command::new(self.root.join("scripts").join(name))
+            .arg(action)
+            .arg(&self.run)
+            .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+fn curl(url: &str) -> String {
+    Command::new("curl")
+        .args(["-s", "--max-time", "2", url])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// N owned ConfigMaps in `ns`, as Flux applies them, in batches.
+fn configmaps(env: &Env, ns: &str, n: usize) -> Result<(), String> {
+    let mut start = 0;
+    while start < n {
+        let end = (start + 500).min(n);
+        let items: Vec<String> = (start..end)
+            .map(|i| {
+                format!(
+                    "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-{i}\n    namespace: {ns}\n    labels:\n      \
+                     kustomize.toolkit.fluxcd.io/name: apps\n      kustomize.toolkit.fluxcd.io/namespace: flux-system\n  data: {{key: v{i}}}\n"
+                )
+            })
+            .collect();
+        let list = format!("apiVersion: v1\nkind: List\nitems:\n{}", items.concat());
+        let args = [
+            "apply",
+            "--server-side",
+            "--field-manager=kustomize-controller",
+            "-f",
+            "-",
+        ];
+        env.kubectl("kustomize-controller", &args, Some(&list))?;
+        start = end;
+    }
+    Ok(())
+}
+
+fn percentile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort_unstable();
+    samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)]
+}
+
+fn latency(env: &Env) -> Result<(), String> {
+    let am = env.env_value("guard.env", "ALERTMANAGER_URL");
+    let ns = "bench-latency";
+    env.kubectl("admin", &["create", "namespace", ns], None)?;
+    env.kubectl(
+        "admin",
+        &["label", "namespace", ns, "gitops-guard.io/mode=warn"],
+        None,
+    )?;
+    configmaps(env, ns, 100)?;
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut samples = Vec::new();
+    for i in 0..100 {
+        let patch = format!(r#"{{"data":{{"key":"changed-{i}"}}}}"#);
+        env.kubectl(
+            "alice",
+            &[
+                "patch",
+                "configmap",
+                &format!("cm-{i}"),
+                "-n",
+                ns,
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        )?;
+        let changed = Instant::now();
+        let url = format!(
+            "{am}api/v2/alerts?filter=alertname%3D%22GitOpsDrift%22&filter=name%3D%22cm-{i}%22&filter=namespace%3D%22{ns}%22"
+        );
+        loop {
+            if curl(&url).contains(&format!("\"cm-{i}\"")) {
+                samples.push(changed.elapsed());
+                break;
+            }
+            if changed.elapsed() > Duration::from_secs(30) {
+                return Err(format!("no alert for cm-{i} after 30 s"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let (p50, p99) = (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.99),
+    );
+    let max = samples.iter().max().copied().unwrap_or_default();
+    println!(
+        "detection latency (change -> alert listed by Alertmanager), n=100: p50 {p50:?}  p99 {p99:?}  max {max:?}"
+    );
+    Ok(())
+}
+
+fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn ready_and_rss(env: &Env, total: usize, existing: &mut usize) -> Result<(), String> {
+    let ns = "bench-scale";
+    if *existing == 0 {
+        env.kubectl("admin", &["create", "namespace", ns], None)?;
+    }
+    let created = Instant::now();
+    // Names cm-0..cm-(total-1): apply only the ones not there yet.
+    let items = total - *existing;
+    if items > 0 {
+        let mut start = *existing;
+        while start < total {
+            let end = (start + 500).min(total);
+            let batch: Vec<String> = (start..end)
+                .map(|i| format!(
+                    "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-{i}\n    namespace: {ns}\n    labels:\n      \
+                     kustomize.toolkit.fluxcd.io/name: apps\n      kustomize.toolkit.fluxcd.io/namespace: flux-system\n  data: {{key: v{i}}}\n"))
+                .collect();
+            let list = format!("apiVersion: v1\nkind: List\nitems:\n{}", batch.concat());
+            let args = [
+                "apply",
+                "--server-side",
+                "--field-manager=kustomize-controller",
+                "-f",
+                "-",
+            ];
+            env.kubectl("kustomize-controller", &args, Some(&list))?;
+            start = end;
+        }
+    }
+    *existing = total;
+    eprintln!(
+        "{total} owned ConfigMaps in place ({items} created in {:?})",
+        created.elapsed()
+    );
+    if !env.script("guard.sh", "stop") {
+        return Err("guard.sh stop failed".into());
+    }
+    let started = Instant::now();
+    if !env.script("guard.sh", "start") {
+        return Err("guard.sh start failed".into());
+    }
+    let admin = env.env_value("guard.env", "ADMIN_PORT");
+    let metrics = format!("http://127.0.0.1:{admin}/metrics");
+    while !curl(&metrics).contains("gitops_guard_drift_synced 1") {
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err("drift watchers not synced after 10 minutes".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ready = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = std::fs::read_to_string(env.run.join("pids/guard.pid")).unwrap_or_default();
+    let rss = rss_kib(pid.trim());
+    println!(
+        "{total:>6} owned ConfigMaps: drift watchers synced {ready:?} after start, RSS {:.1} MiB",
+        rss as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs benches without --bench: this one
+        // needs the whole local control plane, so it only runs as a bench.
+        return;
+    }
+    let objects: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--objects")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(
+            || vec![1000, 10_000, 50_000],
+            |list| list.split(',').filter_map(|n| n.parse().ok()).collect(),
+        );
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let run = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-drift");
+    let up = Command::new(root.join("scripts/up.sh"))
+        .arg(&run)
+        .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
+        .stdout(Stdio::null())
+        .status();
+    let env = Env {
+        root: root.clone(),
+        run: run.clone(),
+    };
+    let result = if up.is_ok_and(|s| s.success()) {
+        latency(&env).and_then(|()| {
+            let mut existing = 0;
+            objects
+                .iter()
+                .try_for_each(|&n| ready_and_rss(&env, n, &mut existing))
+        })
+    } else {
+        Err("scripts/up.sh failed".into())
+    };
+    let _ = Command::new(root.join("scripts/down.sh"))
+        .arg(&run)
+        .status();
+    if let Err(e) = result {
+        eprintln!("bench drift: {e}");
+        std::process::exit(1);
+    }
+}
