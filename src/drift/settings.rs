@@ -30,6 +30,11 @@ pub struct DriftPolicy {
     pub resend_interval: Duration,
     /// Namespace label naming the tenant, copied into alerts.
     pub tenant_label: String,
+    /// Also watch objects tracked by Argo CD's annotation. Selectors cannot
+    /// see annotations, so this lists and watches every object of the kinds
+    /// (metadata only) and filters in the guard: more traffic on big clusters.
+    #[serde(rename = "watchArgoCD")]
+    pub watch_argo_cd: bool,
 }
 
 fn kind(group: &str, version: &str, kind: &str, plural: &str) -> WatchedKind {
@@ -92,6 +97,7 @@ impl Default for DriftPolicy {
             .collect(),
             resend_interval: Duration::from_secs(60),
             tenant_label: "toolkit.fluxcd.io/tenant".to_owned(),
+            watch_argo_cd: true,
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::{
     guard::{
         decide::mode_of,
         message::where_in_git,
-        ownership::{HELM_NAME, KUSTOMIZE_NAME, OwnerKind},
+        ownership::{ARGO_TRACKING_ID, HELM_NAME, KUSTOMIZE_NAME, OwnerKind},
     },
     policy::{Mode, Policy},
 };

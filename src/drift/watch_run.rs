@@ -7,36 +7,82 @@ use super::*;
 /// the level-triggered safety net.
 const REEVALUATE: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Starts a watcher per kind and ownership label.
+/// Which objects one watcher looks at.
+#[derive(Debug, Clone, Copy)]
+enum Selection {
+    /// Selected server-side by a Flux ownership label.
+    Label(&'static str),
+    /// Argo CD tracks by annotation, which selectors cannot see: every
+    /// object of the kind is watched (metadata only) and filtered here.
+    ArgoCd,
+}
+
+/// Starts a watcher per kind and ownership label (and for Argo CD).
 pub fn spawn(client: Client, watch: Arc<DriftWatch>) {
     let kinds = watch.policy.drift.kinds.clone();
-    watch
-        .pending
-        .store(kinds.len() * 2, std::sync::atomic::Ordering::Release);
+    let mut selections = vec![
+        Selection::Label(KUSTOMIZE_NAME),
+        Selection::Label(HELM_NAME),
+    ];
+    if watch.policy.drift.watch_argo_cd {
+        selections.push(Selection::ArgoCd);
+    }
+    watch.pending.store(
+        kinds.len() * selections.len(),
+        std::sync::atomic::Ordering::Release,
+    );
     for kind in kinds {
-        for selector in [KUSTOMIZE_NAME, HELM_NAME] {
+        for &selection in &selections {
             let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
             let ar = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
             let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar);
-            let config = watcher::Config::default().labels(selector);
-            tokio::spawn(run(api, config, kind.clone(), watch.clone()));
+            tokio::spawn(run(api, selection, kind.clone(), watch.clone()));
         }
     }
 }
 
 async fn run(
     api: Api<PartialObjectMeta<DynamicObject>>,
-    config: watcher::Config,
+    selection: Selection,
     kind: WatchedKind,
     watch: Arc<DriftWatch>,
 ) {
+    let config = match selection {
+        Selection::Label(label) => watcher::Config::default().labels(label),
+        Selection::ArgoCd => watcher::Config::default(),
+    };
     let mut mine = HashSet::new();
     let mut first = true;
     loop {
         let stream = watcher::watcher(api.clone(), config.clone()).default_backoff();
+        let stream = stream.filter(move |event| {
+            let keep = match (selection, event) {
+                (
+                    Selection::ArgoCd,
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)),
+                ) => argo_only(&o.metadata),
+                _ => true,
+            };
+            std::future::ready(keep)
+        });
         let pass = consume(stream, &kind, &watch, &mut mine, &mut first);
         let _ = tokio::time::timeout(REEVALUATE, pass).await;
     }
+}
+
+/// Tracked by Argo CD's annotation and not by Flux (the label watchers have
+/// those). An object that loses the annotation is dropped from this watcher;
+/// if it was drifted, the next relist resolves it.
+fn argo_only(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    let annotated = meta
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(ARGO_TRACKING_ID));
+    let flux = meta
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(KUSTOMIZE_NAME) || l.contains_key(HELM_NAME));
+    annotated && !flux
 }
 
 fn object_key(kind: &WatchedKind, obj: &PartialObjectMeta<DynamicObject>) -> String {

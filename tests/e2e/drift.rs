@@ -134,11 +134,36 @@ pub fn alerts_named(base: &str, alertname: &str) -> Result<Vec<Value>, String> {
 }
 
 /// Takes the webhook away: runs alone.
-pub fn removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected(c: &Cluster) -> Outcome {
+pub fn changing_or_removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected(
+    c: &Cluster,
+) -> Outcome {
     let base = alertmanager(c)?;
     let ns = c.namespace("e2e-unregistered", &[])?;
     flux_apply(c, &flux_deployment(&ns, 1))?;
     std::thread::sleep(Duration::from_millis(1100));
+    // A change to the registration (not a caBundle rotation) is alerted.
+    let narrower = r#"[{"op":"replace","path":"/webhooks/0/timeoutSeconds","value":6}]"#;
+    c.kubectl(
+        "admin",
+        &[
+            "patch",
+            "validatingwebhookconfiguration",
+            "gitops-guard",
+            "--type=json",
+            "-p",
+            narrower,
+        ],
+    )
+    .allowed("change the registration")?;
+    eventually(Duration::from_secs(30), || {
+        let firing = alerts_named(&base, "GitOpsGuardWebhookChanged")?;
+        let modified = firing.iter().any(|a| a["labels"]["change"] == "modified");
+        if modified {
+            Ok(())
+        } else {
+            Err(format!("no modified alert yet: {firing:?}"))
+        }
+    })?;
     c.kubectl(
         "admin",
         &["delete", "validatingwebhookconfiguration", "gitops-guard"],
@@ -210,6 +235,61 @@ pub fn removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected(c: &Clus
             Err("the deletion alert is still firing".into())
         } else {
             Ok(())
+        }
+    })
+}
+
+pub fn an_argo_cd_tracked_object_changed_in_a_warn_namespace_alerts_and_resolves_on_sync(
+    c: &Cluster,
+) -> Outcome {
+    let base = alertmanager(c)?;
+    let ns = c.namespace("e2e-argo-drift", &["gitops-guard.io/mode=warn"])?;
+    let cm = |color: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop\n  namespace: {ns}\n  annotations:\n    \
+             argocd.argoproj.io/tracking-id: shop:/ConfigMap:{ns}/shop\ndata: {{color: {color}}}\n"
+        )
+    };
+    let sync = [
+        "apply",
+        "--server-side",
+        "--field-manager=argocd-controller",
+        "--force-conflicts",
+        "-f",
+        "-",
+    ];
+    c.kubectl_stdin("argocd-application-controller", &sync, &cm("blue"))
+        .allowed("Argo CD sync")?;
+    std::thread::sleep(Duration::from_millis(1100));
+    let patch = r#"{"data":{"color":"red"}}"#;
+    c.kubectl(
+        "alice",
+        &[
+            "patch",
+            "configmap/shop",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    )
+    .allowed("warn mode lets alice through")?;
+    eventually(Duration::from_secs(30), || {
+        let alert = drift_alerts(&base, &ns)?
+            .into_iter()
+            .next()
+            .ok_or("no GitOpsDrift alert yet")?;
+        expect_label(&alert, "owner_kind", "Application")?;
+        expect_label(&alert, "owner", "argocd/shop")?;
+        expect_label(&alert, "kind", "ConfigMap")
+    })?;
+    c.kubectl_stdin("argocd-application-controller", &sync, &cm("blue"))
+        .allowed("Argo CD sync again")?;
+    eventually(Duration::from_secs(30), || {
+        match drift_alerts(&base, &ns)?.len() {
+            0 => Ok(()),
+            n => Err(format!("{n} alert(s) still active after the sync")),
         }
     })
 }

@@ -117,6 +117,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         drift::a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when_flux_reapplies,
     ),
     (
+        "an_argo_cd_tracked_object_changed_in_a_warn_namespace_alerts_and_resolves_on_sync",
+        drift::an_argo_cd_tracked_object_changed_in_a_warn_namespace_alerts_and_resolves_on_sync,
+    ),
+    (
         "break_glass_lets_alice_through_until_it_expires",
         lifecycle::break_glass_lets_alice_through_until_it_expires,
     ),
@@ -157,8 +161,8 @@ const ALONE: &[(&str, Scenario)] = &[
         resilience::an_alert_made_while_alertmanager_was_down_for_two_minutes_arrives_when_it_is_back,
     ),
     (
-        "removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected",
-        drift::removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected,
+        "changing_or_removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected",
+        drift::changing_or_removing_the_webhook_alerts_and_drift_made_meanwhile_is_detected,
     ),
     (
         "with_the_guard_down_owned_writes_fail_and_others_go_on",
