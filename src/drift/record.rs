@@ -56,8 +56,15 @@ pub fn reconciler_managers(policy: &Policy, kind: crate::guard::ownership::Owner
 /// The record of an owned object; None when nothing claims it.
 pub fn record(policy: &Policy, meta: &ObjectMeta) -> Option<Record> {
     let owner = owner_of(policy, &Meta(meta))?;
-    let managers = meta
-        .managed_fields
+    Some(Record {
+        owner,
+        managers: managers(meta),
+    })
+}
+
+/// The manager entries of an object, status entries left out.
+pub fn managers(meta: &ObjectMeta) -> Vec<ManagerEntry> {
+    meta.managed_fields
         .iter()
         .flatten()
         .filter(|m| m.subresource.as_deref() != Some("status"))
@@ -71,8 +78,7 @@ pub fn record(policy: &Policy, meta: &ObjectMeta) -> Option<Record> {
                 .map(|f| field_paths(&f.0))
                 .unwrap_or_default(),
         })
-        .collect();
-    Some(Record { owner, managers })
+        .collect()
 }
 
 /// Leaf paths of a `fieldsV1` tree, `f:` prefixes dropped, list keys

@@ -23,7 +23,7 @@ use super::{
     detect::{Drift, detect},
     events::{EventJob, EventSender},
     journal::Journal,
-    record::{Record, reconciler_managers, record},
+    record::{Record, managers as record_managers, reconciler_managers, record},
     settings::WatchedKind,
 };
 use crate::{
@@ -58,6 +58,24 @@ pub fn owner_kind_label(kind: OwnerKind) -> &'static str {
         OwnerKind::HelmRelease => "HelmRelease",
         OwnerKind::ArgoApplication => "Application",
         OwnerKind::Custom(_) => "custom",
+    }
+}
+
+fn object_reference(
+    kind: &WatchedKind,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(if kind.group.is_empty() {
+            kind.version.clone()
+        } else {
+            format!("{}/{}", kind.group, kind.version)
+        }),
+        kind: Some(kind.kind.clone()),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+        uid: meta.uid.clone(),
+        ..ObjectReference::default()
     }
 }
 
@@ -123,18 +141,7 @@ impl DriftWatch {
         });
         match found {
             Some((record, drift)) => {
-                let reference = ObjectReference {
-                    api_version: Some(if kind.group.is_empty() {
-                        kind.version.clone()
-                    } else {
-                        format!("{}/{}", kind.group, kind.version)
-                    }),
-                    kind: Some(kind.kind.clone()),
-                    namespace: meta.metadata.namespace.clone(),
-                    name: meta.metadata.name.clone(),
-                    uid: meta.metadata.uid.clone(),
-                    ..ObjectReference::default()
-                };
+                let reference = object_reference(kind, &meta.metadata);
                 self.fire(kind, &key, reference, &record, &drift);
                 true
             }
@@ -180,6 +187,40 @@ impl DriftWatch {
             });
         }
         self.alerts.fire(key, labels, annotations);
+    }
+
+    /// An owned object (as `prior` was) that now carries no ownership
+    /// marker: Git's reconciler no longer manages it, which is drift.
+    pub fn lost_markers(
+        &self,
+        kind: &WatchedKind,
+        prior: &PartialObjectMeta<DynamicObject>,
+        now: &PartialObjectMeta<DynamicObject>,
+    ) {
+        let Some(was) = record(&self.policy, &prior.metadata) else {
+            return;
+        };
+        let reconcilers = reconciler_managers(&self.policy, was.owner.kind);
+        let system = &self.policy.drift.system_managers;
+        let latest = record_managers(&now.metadata)
+            .into_iter()
+            .filter(|m| !reconcilers.iter().chain(system).any(|r| **r == *m.manager))
+            .max_by_key(|m| m.time.unwrap_or(i64::MIN));
+        let drift = Drift {
+            manager: latest
+                .as_ref()
+                .map_or_else(|| "unknown".into(), |m| m.manager.to_string()),
+            operation: latest
+                .as_ref()
+                .map_or_else(String::new, |m| m.operation.to_string()),
+            at: latest.as_ref().and_then(|m| m.time),
+            fields: vec!["ownership markers removed (metadata.labels/annotations)".into()],
+        };
+        let ns = now.metadata.namespace.as_deref().unwrap_or("");
+        let name = now.metadata.name.as_deref().unwrap_or("");
+        let reference = object_reference(kind, &now.metadata);
+        tracing::warn!(kind = %kind.kind, namespace = ns, name, "ownership markers removed");
+        self.fire(kind, &key(kind, ns, name), reference, &was, &drift);
     }
 
     pub fn resolve(&self, key: &str) {

@@ -36,13 +36,50 @@ pub fn spawn(client: Client, watch: Arc<DriftWatch>) {
             let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
             let ar = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
             let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar);
-            tokio::spawn(run(api, selection, kind.clone(), watch.clone()));
+            let getter = Getter {
+                client: client.clone(),
+                resource: ar,
+            };
+            tokio::spawn(run(api, getter, selection, kind.clone(), watch.clone()));
         }
+    }
+}
+
+/// Reads one object's current metadata (to tell "left the selection" from
+/// "deleted").
+struct Getter {
+    client: Client,
+    resource: ApiResource,
+}
+
+impl Getter {
+    async fn metadata(&self, ns: &str, name: &str) -> Option<PartialObjectMeta<DynamicObject>> {
+        let api: Api<DynamicObject> = if ns.is_empty() {
+            Api::all_with(self.client.clone(), &self.resource)
+        } else {
+            Api::namespaced_with(self.client.clone(), ns, &self.resource)
+        };
+        api.get_metadata_opt(name).await.ok().flatten()
+    }
+
+    /// The object as it is now if it still exists (same uid) but no longer
+    /// carries any ownership marker.
+    async fn stripped(
+        &self,
+        policy: &Policy,
+        prior: &PartialObjectMeta<DynamicObject>,
+    ) -> Option<PartialObjectMeta<DynamicObject>> {
+        let ns = prior.metadata.namespace.as_deref().unwrap_or("");
+        let name = prior.metadata.name.as_deref()?;
+        let now = self.metadata(ns, name).await?;
+        let same = now.metadata.uid == prior.metadata.uid;
+        (same && record(policy, &now.metadata).is_none()).then_some(now)
     }
 }
 
 async fn run(
     api: Api<PartialObjectMeta<DynamicObject>>,
+    getter: Getter,
     selection: Selection,
     kind: WatchedKind,
     watch: Arc<DriftWatch>,
@@ -51,7 +88,7 @@ async fn run(
         Selection::Label(label) => watcher::Config::default().labels(label),
         Selection::ArgoCd => watcher::Config::default(),
     };
-    let mut mine = HashSet::new();
+    let mut mine = HashMap::new();
     let mut first = true;
     loop {
         let stream = watcher::watcher(api.clone(), config.clone()).default_backoff();
@@ -65,7 +102,7 @@ async fn run(
             };
             std::future::ready(keep)
         });
-        let pass = consume(stream, &kind, &watch, &mut mine, &mut first);
+        let pass = consume(stream, &kind, &watch, &getter, &mut mine, &mut first);
         let _ = tokio::time::timeout(REEVALUATE, pass).await;
     }
 }
@@ -94,7 +131,8 @@ async fn consume<S>(
     stream: S,
     kind: &WatchedKind,
     watch: &DriftWatch,
-    mine: &mut HashSet<String>,
+    getter: &Getter,
+    mine: &mut HashMap<String, Option<PartialObjectMeta<DynamicObject>>>,
     first: &mut bool,
 ) where
     S: futures::Stream<
@@ -102,22 +140,34 @@ async fn consume<S>(
         >,
 {
     let mut stream = std::pin::pin!(stream);
-    // What the current relist finds drifted (`mine`: what this watcher did).
+    // What the current relist finds drifted. `mine`: what this watcher
+    // reported, with the last owned state of those that lost their markers.
     let mut relisted = HashSet::new();
     while let Some(event) = stream.next().await {
         match event {
             Ok(watcher::Event::Apply(obj)) => {
                 let key = object_key(kind, &obj);
                 if watch.evaluate(kind, &obj) {
-                    mine.insert(key);
+                    mine.insert(key, None);
                 } else {
                     mine.remove(&key);
                 }
             }
             Ok(watcher::Event::Delete(obj)) => {
+                // A label-selected watch also reports an object that left the
+                // selection: if it still exists without its markers, that is
+                // drift too (the event carries the last owned state).
                 let key = object_key(kind, &obj);
-                watch.resolve(&key);
-                mine.remove(&key);
+                match getter.stripped(&watch.policy, &obj).await {
+                    Some(now) => {
+                        watch.lost_markers(kind, &obj, &now);
+                        mine.insert(key, Some(obj));
+                    }
+                    None => {
+                        watch.resolve(&key);
+                        mine.remove(&key);
+                    }
+                }
             }
             Ok(watcher::Event::Init) => relisted.clear(),
             Ok(watcher::Event::InitApply(obj)) => {
@@ -127,11 +177,24 @@ async fn consume<S>(
             }
             Ok(watcher::Event::InitDone) => {
                 // Level-triggered: what the relist no longer finds drifted
-                // (deleted while the watch was down, or fixed) is resolved.
-                for gone in mine.difference(&relisted) {
-                    watch.resolve(gone);
+                // (deleted while the watch was down, or fixed) is resolved,
+                // unless it is still there without its markers.
+                let mut next: HashMap<_, _> = relisted.drain().map(|k| (k, None)).collect();
+                for (key, prior) in mine.drain() {
+                    if next.contains_key(&key) {
+                        continue;
+                    }
+                    let still = match &prior {
+                        Some(prior) => getter.stripped(&watch.policy, prior).await.is_some(),
+                        None => false,
+                    };
+                    if still {
+                        next.insert(key, prior);
+                    } else {
+                        watch.resolve(&key);
+                    }
                 }
-                *mine = std::mem::take(&mut relisted);
+                *mine = next;
                 if std::mem::replace(first, false) {
                     watch.listed();
                 }

@@ -140,6 +140,11 @@ pub fn changing_or_removing_the_webhook_alerts_and_drift_made_meanwhile_is_detec
     let base = alertmanager(c)?;
     let ns = c.namespace("e2e-unregistered", &[])?;
     flux_apply(c, &flux_deployment(&ns, 1))?;
+    let settings = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\n  labels:\n    \
+         kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\ndata: {{a: b}}\n"
+    );
+    flux_apply(c, &settings)?;
     std::thread::sleep(Duration::from_millis(1100));
     // A change to the registration (not a caBundle rotation) is alerted.
     let narrower = r#"[{"op":"replace","path":"/webhooks/0/timeoutSeconds","value":6}]"#;
@@ -199,18 +204,38 @@ pub fn changing_or_removing_the_webhook_alerts_and_drift_made_meanwhile_is_detec
         );
         if out.ok { Ok(()) } else { Err(out.stderr) }
     });
-    let detected = slipped.and_then(|()| {
+    // Meanwhile a second owned object loses its ownership label.
+    let unlabel = [
+        "label",
+        "configmap/settings",
+        "-n",
+        &ns,
+        "kustomize.toolkit.fluxcd.io/name-",
+    ];
+    let stripped = slipped.and_then(|()| {
+        c.kubectl("alice", &unlabel)
+            .allowed("label removal")
+            .map(|_| ())
+    });
+    let named = |name: &'static str| {
+        move |alerts: &[Value]| alerts.iter().find(|a| a["labels"]["name"] == name).cloned()
+    };
+    let detected = stripped.and_then(|()| {
         eventually(Duration::from_secs(30), || {
-            let alert = drift_alerts(&base, &ns)?
-                .into_iter()
-                .next()
-                .ok_or("no drift alert yet")?;
-            expect_label(&alert, "severity", "critical")?;
-            let by = alert["annotations"]["changed_by"].as_str().unwrap_or("");
-            if by == "field manager kubectl-patch" {
+            let alerts = drift_alerts(&base, &ns)?;
+            let web = named("web")(&alerts).ok_or("no drift alert for web yet")?;
+            expect_label(&web, "severity", "critical")?;
+            let by = web["annotations"]["changed_by"].as_str().unwrap_or("");
+            if by != "field manager kubectl-patch" {
+                return Err(format!("changed_by {by:?}"));
+            }
+            let settings = named("settings")(&alerts)
+                .ok_or("no drift alert for the unlabelled ConfigMap yet")?;
+            let fields = settings["annotations"]["fields"].as_str().unwrap_or("");
+            if fields.contains("ownership markers removed") {
                 Ok(())
             } else {
-                Err(format!("changed_by {by:?}"))
+                Err(format!("fields {fields:?}"))
             }
         })
     });
