@@ -20,4 +20,5 @@ pub mod pin;
 pub mod policy;
 pub mod server;
 pub mod telemetry;
+pub mod tenancy;
 pub mod tls;

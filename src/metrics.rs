@@ -136,6 +136,8 @@ impl Collector for ViewSizeCollector {
             ("breakglass", sizes.grants),
             ("scale-parent", sizes.scale_parents),
             ("flux-object", sizes.flux_objects),
+            ("service-account", sizes.service_accounts),
+            ("controller-pod", sizes.controller_pods),
         ];
         for (kind, n) in pairs {
             gauge

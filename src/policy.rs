@@ -78,6 +78,7 @@ pub struct Policy {
     pub images: crate::pin::settings::ImagePolicy,
     /// The drift watcher.
     pub drift: crate::drift::settings::DriftPolicy,
+    pub tenancy: crate::tenancy::settings::TenancyPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -237,6 +238,7 @@ impl Default for Policy {
             break_glass: BreakGlassPolicy::default(),
             images: Default::default(),
             drift: Default::default(),
+            tenancy: Default::default(),
         }
     }
 }
@@ -287,7 +289,8 @@ impl Policy {
         if self.mode_label.is_empty() {
             return Err(("modeLabel".into(), "must not be empty".into()));
         }
-        self.images.validate()
+        self.images.validate()?;
+        self.tenancy.validate()
     }
 }
 

@@ -35,10 +35,18 @@ pub enum Reason {
     ViewNotSynced,
     /// An image without a digest in a namespace that requires pinning.
     UnpinnedImage,
+    /// A controller identity without a token bound to one of its Pods.
+    ControllerToken,
+    /// A tenant's reconciler writing outside its tenant or cluster-wide.
+    TenantEscape,
+    /// A tenant Flux object breaking the tenant rules (field named).
+    TenantSpec,
+    /// Changing the tenant of a namespace a tenant uses.
+    TenantRelabel,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 19] = [
         Reason::Unowned,
         Reason::Reconciler,
         Reason::SystemActor,
@@ -54,6 +62,10 @@ impl Reason {
         Reason::ForgedFieldManager,
         Reason::ViewNotSynced,
         Reason::UnpinnedImage,
+        Reason::ControllerToken,
+        Reason::TenantEscape,
+        Reason::TenantSpec,
+        Reason::TenantRelabel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +85,10 @@ impl Reason {
             Reason::ForgedFieldManager => "forged-field-manager",
             Reason::ViewNotSynced => "view-not-synced",
             Reason::UnpinnedImage => "unpinned-image",
+            Reason::ControllerToken => "controller-token",
+            Reason::TenantEscape => "tenant-escape",
+            Reason::TenantSpec => "tenant-spec",
+            Reason::TenantRelabel => "tenant-relabel",
         }
     }
 }

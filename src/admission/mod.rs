@@ -4,3 +4,4 @@ pub mod decision;
 pub mod object;
 pub mod respond;
 pub mod review;
+pub mod spec;

@@ -7,6 +7,8 @@
 
 use std::{borrow::Cow, collections::BTreeMap, fmt};
 
+use super::spec::SpecView;
+
 use serde::{
     Deserialize, Deserializer,
     de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
@@ -14,10 +16,12 @@ use serde::{
 
 pub type StrMap<'a> = BTreeMap<Cow<'a, str>, Cow<'a, str>>;
 
-/// An object: its metadata, with every other field skipped.
+/// An object: its metadata and the few spec fields of Flux objects
+/// (`super::spec`), with every other field skipped.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectView<'a> {
     pub metadata: Metadata<'a>,
+    pub spec: SpecView<'a>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -66,6 +70,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
                         view.metadata = map
                             .next_value::<Option<Metadata<'a>>>()?
                             .unwrap_or_default();
+                    } else if key.0 == "spec" {
+                        view.spec = map.next_value::<Option<SpecView<'a>>>()?.unwrap_or_default();
                     } else {
                         map.next_value::<Skip>()?;
                     }
@@ -79,7 +85,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
 
 /// Skips any value, walking arrays and objects through the deserializer so
 /// its recursion limit applies (serde's `IgnoredAny` skips without one).
-struct Skip;
+pub(super) struct Skip;
 
 impl<'de> Deserialize<'de> for Skip {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -87,7 +93,7 @@ impl<'de> Deserialize<'de> for Skip {
     }
 }
 
-struct SkipVisitor;
+pub(super) struct SkipVisitor;
 
 impl<'de> Visitor<'de> for SkipVisitor {
     type Value = Skip;
@@ -127,7 +133,7 @@ impl<'de> Visitor<'de> for SkipVisitor {
 /// A string that borrows from the input when it can (serde only borrows
 /// `Cow<str>` fields directly, not inside maps).
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct CowStr<'a>(Cow<'a, str>);
+pub(super) struct CowStr<'a>(pub(super) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -161,4 +167,18 @@ fn nullable_refs<'de: 'a, 'a, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Vec<OwnerReference<'a>>, D::Error> {
     Ok(Option::<Vec<OwnerReference<'a>>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `userInfo.extra`: a map of string lists, null or absent as empty.
+pub type ExtraMap<'a> = BTreeMap<Cow<'a, str>, Vec<Cow<'a, str>>>;
+
+pub(super) fn nullable_extra<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<ExtraMap<'a>, D::Error> {
+    let pairs = Option::<BTreeMap<CowStr<'a>, Option<Vec<CowStr<'a>>>>>::deserialize(d)?;
+    Ok(pairs
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.0, v.into_iter().flatten().map(|s| s.0).collect()))
+        .collect())
 }

@@ -151,6 +151,17 @@ pub struct UserInfo<'a> {
     pub username: Cow<'a, str>,
     #[serde(borrow, default)]
     pub groups: Vec<Cow<'a, str>>,
+    /// Set by the authenticator: bound service-account tokens carry
+    /// `authentication.kubernetes.io/pod-name` and `pod-uid`.
+    #[serde(borrow, default, deserialize_with = "super::object::nullable_extra")]
+    pub extra: super::object::ExtraMap<'a>,
+}
+
+impl UserInfo<'_> {
+    /// The first value of an `extra` key.
+    pub fn extra_value(&self, key: &str) -> Option<&str> {
+        self.extra.get(key)?.first().map(|v| v.as_ref())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

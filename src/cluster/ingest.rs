@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::{
     breakglass::BreakGlassSpec,
+    identities::PodFacts,
     view::{ClusterView, FluxObject, Grant, NamespaceFacts, ParentMeta, ScaleKey},
 };
 use crate::{
@@ -101,6 +102,17 @@ pub fn flux_object(kind: OwnerKind, spec: &Value) -> FluxObject {
     }
 }
 
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// The Pod a token can be bound to: its uid and service account.
+pub fn pod_facts(meta: &ObjectMeta, spec: &Value) -> PodFacts {
+    let account = spec.get("serviceAccountName").and_then(Value::as_str);
+    PodFacts {
+        uid: meta.uid.clone().unwrap_or_default(),
+        service_account: account.unwrap_or("default").to_owned(),
+    }
+}
+
 /// Why a cluster-state document was not used.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -152,6 +164,10 @@ pub fn apply(
                 flux_object(OwnerKind::HelmRelease, &spec),
             );
         }
+        ("", "ServiceAccount") => view.identities.upsert_service_account(ns, name),
+        ("", "Pod") => view.identities.upsert_pod(ns, name, pod_facts(meta, &spec)),
+        // RBAC is read by `audit tenants`, not by admission decisions.
+        (RBAC_GROUP, "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") => {}
         (group, kind) => {
             let parent = SCALE_PARENTS
                 .iter()

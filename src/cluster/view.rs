@@ -12,7 +12,10 @@ use std::{
 
 use jiff::Timestamp;
 
-use super::breakglass::{BreakGlassSpec, SubjectKind};
+use super::{
+    breakglass::{BreakGlassSpec, SubjectKind},
+    identities::Identities,
+};
 use crate::guard::ownership::{Owner, OwnerKind};
 
 pub type Labels = BTreeMap<String, String>;
@@ -92,6 +95,8 @@ pub enum Category<'a> {
     /// Parents of one resource, e.g. `deployments`.
     ScaleParents(&'a str),
     Flux(OwnerKind),
+    ServiceAccounts,
+    ControllerPods,
 }
 
 /// `(group, resource, namespace, name)` of a parent of `/scale`.
@@ -142,6 +147,8 @@ pub struct ClusterView {
     /// One index per (group, resource); there are only a handful.
     scale_parents: Vec<(String, String, ByNamespace<ParentMeta>)>,
     flux: HashMap<OwnerKind, ByNamespace<FluxObject>>,
+    /// Service accounts and controller Pods, for the tenant rules.
+    pub identities: Identities,
     synced: bool,
 }
 
@@ -159,6 +166,8 @@ pub struct ViewSizes {
     pub grants: usize,
     pub scale_parents: usize,
     pub flux_objects: usize,
+    pub service_accounts: usize,
+    pub controller_pods: usize,
 }
 
 impl ClusterView {
@@ -261,6 +270,20 @@ impl ClusterView {
         }
     }
 
+    /// The Kustomizations and HelmReleases of one namespace.
+    pub fn flux_in(&self, namespace: &str) -> impl Iterator<Item = (OwnerKind, &str, &FluxObject)> {
+        self.flux.iter().flat_map(move |(kind, index)| {
+            let names = index.0.get(namespace).into_iter().flatten();
+            names.map(move |(name, object)| (*kind, name.as_str(), object))
+        })
+    }
+
+    /// The tenant a namespace belongs to: the value of its `label`.
+    pub fn tenant_of(&self, label: &str, namespace: &str) -> Option<&str> {
+        let value = self.namespaces.get(namespace)?.labels.get(label)?;
+        Some(value.as_str()).filter(|v| !v.is_empty())
+    }
+
     pub fn flux_object(&self, owner: &Owner) -> Option<&FluxObject> {
         self.flux
             .get(&owner.kind)?
@@ -278,6 +301,8 @@ impl ClusterView {
             Category::Flux(kind) => {
                 self.flux.remove(&kind);
             }
+            Category::ServiceAccounts => self.identities.clear_service_accounts(),
+            Category::ControllerPods => self.identities.clear_pods(),
         }
     }
 
@@ -291,6 +316,8 @@ impl ClusterView {
                 .map(|(_, _, index)| index.len())
                 .sum(),
             flux_objects: self.flux.values().map(ByNamespace::len).sum(),
+            service_accounts: self.identities.sizes().0,
+            controller_pods: self.identities.sizes().1,
         }
     }
 }

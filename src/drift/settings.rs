@@ -28,8 +28,6 @@ pub struct DriftPolicy {
     /// How often active alerts are sent again; `endsAt` is three of these ahead.
     #[serde(deserialize_with = "de_duration")]
     pub resend_interval: Duration,
-    /// Namespace label naming the tenant, copied into alerts.
-    pub tenant_label: String,
     /// Also watch objects tracked by Argo CD's annotation. Selectors cannot
     /// see annotations, so this lists and watches every object of the kinds
     /// (metadata only) and filters in the guard: more traffic on big clusters.
@@ -96,7 +94,6 @@ impl Default for DriftPolicy {
             .map(str::to_owned)
             .collect(),
             resend_interval: Duration::from_secs(60),
-            tenant_label: "toolkit.fluxcd.io/tenant".to_owned(),
             watch_argo_cd: true,
         }
     }

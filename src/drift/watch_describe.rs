@@ -30,7 +30,7 @@ impl DriftWatch {
         let mode = mode_of(&self.policy, &view, ns);
         let tenant = view
             .namespace(ns)
-            .and_then(|n| n.labels.get(&self.policy.drift.tenant_label))
+            .and_then(|n| n.labels.get(&self.policy.tenancy.tenant_label))
             .cloned()
             .unwrap_or_default();
         let source = where_in_git(&self.policy, &view, &r.owner);

@@ -7,6 +7,7 @@ use super::{
     identity::{field_managers, reconcilers},
     message::{self, Subject},
     ownership::{Owner, changed_protected_key, owner_of},
+    tenancy,
 };
 use crate::{
     admission::{
@@ -25,6 +26,39 @@ pub fn decide(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Times
     if policy.system_actors.always.iter().any(|a| a == user) {
         return Decision::allow(Reason::SystemActor);
     }
+    // Every request the webhook sees is about GitOps-owned objects, tenants
+    // or reconciler identities: none is decided on a half-loaded view.
+    if !view.is_synced() {
+        let subject = Subject::of(req);
+        let text = || message::not_synced(&subject);
+        return apply_mode(policy, view, req, Reason::ViewNotSynced, text, text);
+    }
+    let verdict = tenancy::check(policy, view, req);
+    if let Some(v) = verdict.violation {
+        let warning = || format!("gitops-guard: {}", v.message.replace('\n', " "));
+        return apply_mode(policy, view, req, v.reason, || v.message.clone(), warning);
+    }
+    let decision = decide_ownership(policy, view, req, now);
+    match decision {
+        Decision::Allow {
+            reason,
+            mut warnings,
+        } if !verdict.warnings.is_empty() => {
+            warnings.extend(verdict.warnings);
+            Decision::Allow { reason, warnings }
+        }
+        other => other,
+    }
+}
+
+/// Who owns the object, and whether this writer is its reconciler.
+fn decide_ownership(
+    policy: &Policy,
+    view: &ClusterView,
+    req: &Request<'_>,
+    now: Timestamp,
+) -> Decision {
+    let user = req.user_info.username.as_ref();
     if req.sub_resource() == "scale" {
         return decide_scale(policy, view, req, now);
     }

@@ -61,6 +61,7 @@ fn user(name: &str) -> Subject {
 
 fn view() -> ClusterView {
     let mut v = ClusterView::synced();
+    controller_pods(&mut v);
     ns(&mut v, "prod", None, false);
     ns(&mut v, "staging", Some("warn"), false);
     ns(&mut v, "sandbox", Some("audit"), false);

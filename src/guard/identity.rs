@@ -15,6 +15,9 @@ pub enum Identities<'p> {
     Listed(&'p [String]),
     /// The service account a Flux object impersonates.
     Impersonated(String),
+    /// A tenant's owner that impersonates no service account (or is not in
+    /// the cluster): nobody may write for it.
+    Nobody(&'static str),
 }
 
 impl Identities<'_> {
@@ -22,6 +25,7 @@ impl Identities<'_> {
         match self {
             Identities::Listed(users) => users.iter().any(|u| u == user),
             Identities::Impersonated(sa) => sa == user,
+            Identities::Nobody(_) => false,
         }
     }
 }
@@ -30,6 +34,7 @@ impl fmt::Display for Identities<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Identities::Impersonated(sa) => f.write_str(sa),
+            Identities::Nobody(why) => write!(f, "nobody ({why})"),
             Identities::Listed([]) => f.write_str("(no reconciler configured)"),
             Identities::Listed(users) => f.write_str(&users.join(" or ")),
         }
@@ -40,14 +45,25 @@ pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) ->
     let owners = &policy.owners;
     match owner.kind {
         OwnerKind::Kustomization | OwnerKind::HelmRelease => {
-            let impersonated = view
-                .flux_object(owner)
-                .and_then(|o| o.service_account.as_deref());
+            let known = view.flux_object(owner);
+            let default = policy.tenancy.default_service_account.as_deref();
+            let impersonated = known
+                .and_then(|o| o.service_account.as_deref())
+                .or(default.filter(|_| known.is_some()));
             if let Some(sa) = impersonated {
                 return Identities::Impersonated(format!(
                     "system:serviceaccount:{}:{sa}",
                     owner.namespace
                 ));
+            }
+            // In a tenant, the controller's own identity never stands in.
+            let label = &policy.tenancy.tenant_label;
+            if view.tenant_of(label, &owner.namespace).is_some() {
+                return Identities::Nobody(if known.is_some() {
+                    "the owner impersonates no service account"
+                } else {
+                    "the owner is not in the cluster"
+                });
             }
             let listed = if owner.kind == OwnerKind::Kustomization {
                 &owners.kustomization.reconcilers
@@ -72,4 +88,11 @@ pub fn field_managers(policy: &Policy, kind: OwnerKind) -> &[String] {
         OwnerKind::ArgoApplication => &owners.argo_cd.field_managers,
         OwnerKind::Custom(i) => owners.custom.get(i).map_or(&[], |c| &c.field_managers),
     }
+}
+
+/// `system:serviceaccount:<namespace>:<name>` as (namespace, name).
+pub fn service_account(user: &str) -> Option<(&str, &str)> {
+    let rest = user.strip_prefix("system:serviceaccount:")?;
+    let (namespace, name) = rest.split_once(':')?;
+    (!namespace.is_empty() && !name.is_empty() && !name.contains(':')).then_some((namespace, name))
 }

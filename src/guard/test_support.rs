@@ -15,6 +15,28 @@ pub const GC: &str = "system:serviceaccount:kube-system:generic-garbage-collecto
 pub const NS_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";
 pub const HPA: &str = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
 
+/// (identity, namespace, Pod, Pod uid) of the controllers' Pods.
+pub const CONTROLLER_PODS: [(&str, &str, &str, &str); 3] = [
+    (KUSTOMIZE, "flux-system", "kustomize-controller-0", "uid-kc"),
+    (HELM, "flux-system", "helm-controller-0", "uid-hc"),
+    (ARGO, "argocd", "argocd-application-controller-0", "uid-ac"),
+];
+
+/// Puts the controllers' Pods in a view, so their bound tokens check out.
+pub fn controller_pods(view: &mut crate::cluster::view::ClusterView) {
+    for (user, ns, pod, uid) in CONTROLLER_PODS {
+        let account = user.rsplit(':').next().unwrap_or_default();
+        view.identities.upsert_pod(
+            ns.into(),
+            pod.into(),
+            crate::cluster::identities::PodFacts {
+                uid: uid.into(),
+                service_account: account.into(),
+            },
+        );
+    }
+}
+
 /// Object metadata under construction.
 #[derive(Clone, Default)]
 pub struct Obj {
@@ -111,13 +133,63 @@ impl Rev {
         self
     }
 
-    pub fn by(mut self, user: &str) -> Self {
+    /// The request comes from `user`; a controller identity comes with a
+    /// token bound to its Pod (see `controller_pods`), as in a real cluster.
+    pub fn by(self, user: &str) -> Self {
+        let pod = CONTROLLER_PODS.iter().find(|(u, ..)| *u == user);
+        let mut rev = self.by_unbound(user);
+        if let Some((_, _, name, uid)) = pod {
+            rev.request["userInfo"]["extra"] = json!({
+                "authentication.kubernetes.io/pod-name": [name],
+                "authentication.kubernetes.io/pod-uid": [uid],
+            });
+        }
+        rev
+    }
+
+    /// The request comes from `user` with no Pod-bound token (a token from
+    /// `kubectl create token`, or impersonation).
+    pub fn by_unbound(mut self, user: &str) -> Self {
         self.request["userInfo"]["username"] = user.into();
+        self.request["userInfo"]["extra"] = json!({});
+        self
+    }
+
+    pub fn extra(mut self, key: &str, value: &str) -> Self {
+        self.request["userInfo"]["extra"][key] = json!([value]);
+        self
+    }
+
+    pub fn kind(mut self, group: &str, kind: &str, resource: &str) -> Self {
+        self.request["kind"] = json!({"group": group, "version": "v1", "kind": kind});
+        self.request["resource"] = json!({"group": group, "version": "v1", "resource": resource});
+        self
+    }
+
+    /// The new object's `spec`, for Flux objects.
+    pub fn spec(mut self, spec: Value) -> Self {
+        self.request["object"]["spec"] = spec;
+        self
+    }
+
+    /// The new object's labels (a Namespace's tenant label).
+    pub fn new_labels(mut self, labels: Value) -> Self {
+        self.request["object"]["metadata"]["labels"] = labels;
+        self
+    }
+
+    pub fn old_labels(mut self, labels: Value) -> Self {
+        self.request["oldObject"]["metadata"]["labels"] = labels;
         self
     }
 
     pub fn groups(mut self, groups: &[&str]) -> Self {
         self.request["userInfo"]["groups"] = json!(groups);
+        self
+    }
+
+    pub fn named(mut self, name: &str) -> Self {
+        self.request["name"] = name.into();
         self
     }
 

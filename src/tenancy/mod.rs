@@ -1,0 +1,4 @@
+//! Flux multi-tenancy: the tenant model, the impersonation and escalation
+//! audit, and its reports. The admission rules live in `guard::tenancy`.
+
+pub mod settings;
