@@ -82,9 +82,10 @@ wait_for 30 "Flux CRDs established" "$kubectl" wait --for=condition=Established 
   fail "Flux CRDs not established"
 "$kubectl" apply -f "$root/tests/e2e/flux-apps.yaml" >>"$run/logs/bootstrap.log" || fail "applying the Flux Kustomization failed"
 
-token_kubeconfig() { # token_kubeconfig NAMESPACE SERVICEACCOUNT
+token_kubeconfig() { # token_kubeconfig NAMESPACE SERVICEACCOUNT: a token bound to the Pod <SA>-0
   local file="$run/cluster/$2.kubeconfig" token
-  token=$("$kubectl" create token "$2" -n "$1" --duration=24h) || fail "TokenRequest for $1/$2 failed"
+  token=$("$kubectl" create token "$2" -n "$1" --duration=24h \
+    --bound-object-kind=Pod --bound-object-name="$2-0") || fail "TokenRequest for $1/$2 failed"
   cp "$run/cluster/admin.kubeconfig" "$file"
   KUBECONFIG=$file "$kubectl" config set-credentials "$2" --token="$token" >/dev/null
   KUBECONFIG=$file "$kubectl" config set-context --current --user="$2" >/dev/null

@@ -63,7 +63,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ViewSizeCollector::register(&registry, view.clone())?;
     let client = kube_client(kubeconfig.as_deref()).await?;
     let ready = readiness.clone();
-    let on_synced = Arc::new(move || ready.view_synced.store(true, Ordering::Release));
+    let (view_synced, view_ready) = tokio::sync::watch::channel(false);
+    let on_synced = Arc::new(move || {
+        ready.view_synced.store(true, Ordering::Release);
+        view_synced.send_replace(true);
+    });
     reflect::spawn(client.clone(), policy.clone(), view.clone(), on_synced).await;
     let drift_client = client.clone();
 
@@ -100,6 +104,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         view,
         metrics,
         journal,
+        view_ready,
     };
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("--listen {listen}: cannot bind"))?;

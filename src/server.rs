@@ -10,7 +10,7 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::{DefaultBodyLimit, State},
-    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    http::{HeaderMap, StatusCode, Uri, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -18,12 +18,16 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::{Level, field::Empty};
 
 use crate::{
-    admission::{decision::Decision, respond, review},
+    admission::{
+        decision::{Decision, Reason},
+        respond, review,
+    },
     cluster::view::ClusterView,
     drift::journal::{Journal, JournalEntry},
     guard::decide,
     metrics::{AdmissionMetrics, InFlight},
     policy::Policy,
+    tenancy::settings::WhenNotSynced,
 };
 
 /// controller-runtime allows 7 MiB; the apiserver's own request limit is 3 MiB
@@ -38,6 +42,8 @@ pub struct Guard {
     pub metrics: AdmissionMetrics,
     /// Manual changes let through, for the drift watcher to name who.
     pub journal: Arc<Journal>,
+    /// Turns true once the cluster view has loaded.
+    pub view_ready: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Guard {
@@ -116,12 +122,46 @@ where
     }
 }
 
-async fn validate(State(guard): State<Guard>, headers: HeaderMap, body: Bytes) -> Response {
+/// The apiserver appends `?timeout=5s` (the webhook's timeoutSeconds); a
+/// review waiting for the view answers 500 ms before it.
+fn wait_budget(uri: &Uri) -> Duration {
+    const MARGIN: Duration = Duration::from_millis(500);
+    let asked = uri
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| {
+            let value = pair.strip_prefix("timeout=")?;
+            crate::duration::parse_duration(value).ok()
+        });
+    asked
+        .unwrap_or(Duration::from_secs(10))
+        .saturating_sub(MARGIN)
+}
+
+async fn validate(
+    State(guard): State<Guard>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let admitted = match admit::<review::Request<'_>>(&guard.metrics, "validate", &headers, &body) {
         Ok(admitted) => admitted,
         Err(refusal) => return *refusal,
     };
     let req = &admitted.req;
+    let mut decision = guard.decide(req);
+    let waits = guard.policy.tenancy.when_not_synced == WhenNotSynced::Wait;
+    if decision.reason() == Reason::ViewNotSynced && waits {
+        let mut ready = guard.view_ready.clone();
+        let wait = ready.wait_for(|synced| *synced);
+        if tokio::time::timeout(wait_budget(&uri), wait)
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            decision = guard.decide(req);
+        }
+    }
     let span = tracing::info_span!(
         "review",
         uid = %req.uid,
@@ -135,7 +175,6 @@ async fn validate(State(guard): State<Guard>, headers: HeaderMap, body: Bytes) -
         reason = Empty,
     );
     let _entered = span.enter();
-    let decision = guard.decide(req);
     record(&guard, &span, req, &decision);
     Json(respond::review(&req.uid, &decision)).into_response()
 }
@@ -143,8 +182,8 @@ async fn validate(State(guard): State<Guard>, headers: HeaderMap, body: Bytes) -
 /// A manual change admitted in warn or audit mode or under break-glass goes
 /// into the journal (dry runs change nothing and are left out).
 fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
-    use crate::admission::decision::Reason;
     let reason = match decision.reason() {
+        Reason::ControllerToken => "controller-token",
         Reason::Warned => "warned",
         Reason::Audited => "audited",
         Reason::BreakGlass => "break-glass",
@@ -164,7 +203,11 @@ fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
         at: jiff::Timestamp::now().as_second(),
         reason,
     };
-    guard.journal.record(key, entry);
+    if reason == "controller-token" {
+        guard.journal.flag(&key, &entry);
+    } else {
+        guard.journal.record(key, entry);
+    }
 }
 
 fn record(guard: &Guard, span: &tracing::Span, req: &review::Request<'_>, decision: &Decision) {

@@ -71,7 +71,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
                             .next_value::<Option<Metadata<'a>>>()?
                             .unwrap_or_default();
                     } else if key.0 == "spec" {
-                        view.spec = map.next_value::<Option<SpecView<'a>>>()?.unwrap_or_default();
+                        view.spec = map
+                            .next_value::<Option<SpecView<'a>>>()?
+                            .unwrap_or_default();
                     } else {
                         map.next_value::<Skip>()?;
                     }

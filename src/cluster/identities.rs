@@ -19,7 +19,10 @@ pub struct Identities {
 
 impl Identities {
     pub fn upsert_service_account(&mut self, namespace: String, name: String) {
-        self.service_accounts.entry(namespace).or_default().insert(name);
+        self.service_accounts
+            .entry(namespace)
+            .or_default()
+            .insert(name);
     }
 
     pub fn remove_service_account(&mut self, namespace: &str, name: &str) {
@@ -58,8 +61,8 @@ impl Identities {
         self.pods.get(namespace)?.get(name)
     }
 
-    pub fn clear_pods(&mut self) {
-        self.pods.clear();
+    pub fn clear_pods(&mut self, namespace: &str) {
+        self.pods.remove(namespace);
     }
 
     pub fn sizes(&self) -> (usize, usize) {

@@ -11,19 +11,23 @@ use std::{
 };
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta},
     runtime::{WatchStreamExt, watcher},
 };
 
+use super::identities::PodFacts;
 use super::{
     breakglass::BreakGlass,
     ingest::{self, HELM_RELEASE_GROUP, KUSTOMIZATION_GROUP, SCALE_PARENTS},
     view::{Category, ClusterView},
 };
-use crate::{guard::ownership::OwnerKind, policy::Policy};
+use crate::{
+    guard::{identity::service_account, ownership::OwnerKind, tenancy::controller_identities},
+    policy::Policy,
+};
 
 type Shared = Arc<RwLock<ClusterView>>;
 
@@ -76,13 +80,23 @@ where
             Ok(watcher::Event::InitApply(obj)) => relist.push(obj),
             Ok(watcher::Event::InitDone) => {
                 let mut v = write(&view);
-                v.clear(sink.category);
+                v.clear(sink.category.clone());
                 relist.drain(..).for_each(|obj| (sink.upsert)(&mut v, &obj));
                 drop(v);
                 if !std::mem::replace(&mut synced, true) {
                     tracing::debug!(watcher = %sink.name, "initial list done");
                     gate.done();
                 }
+            }
+            // A list the guard may not make (RBAC left out, namespace absent)
+            // would hold the view unsynced forever: it counts as empty, loudly.
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                if !synced && matches!(status.code, 403 | 404) =>
+            {
+                tracing::error!(watcher = %sink.name, error = %status.message,
+                    "cannot list; treating as empty until it can (check the guard's RBAC)");
+                synced = true;
+                gate.done();
             }
             Err(e) => tracing::warn!(watcher = %sink.name, error = %e, "watch failed; retrying"),
         }
@@ -96,7 +110,7 @@ pub async fn spawn(
     view: Shared,
     on_synced: Arc<dyn Fn() + Send + Sync>,
 ) {
-    let mut tasks: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
+    let mut tasks: Tasks = Vec::new();
     let gate = SyncGate {
         pending: Arc::new(AtomicUsize::new(0)),
         view: view.clone(),
@@ -212,9 +226,73 @@ pub async fn spawn(
         tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
     }
 
+    spawn_identities(&client, &policy, &view, &gate, &mut tasks);
+
     gate.pending.store(tasks.len(), Ordering::Release);
     for task in tasks {
         tokio::spawn(task);
+    }
+}
+
+type Tasks = Vec<futures::future::BoxFuture<'static, ()>>;
+
+/// Service accounts (metadata, every namespace) and the Pods of the
+/// controllers' namespaces, for the tenant rules.
+fn spawn_identities(
+    client: &Client,
+    policy: &Policy,
+    view: &Shared,
+    gate: &SyncGate,
+    tasks: &mut Tasks,
+) {
+    let key = |m: &kube::api::ObjectMeta| {
+        (
+            m.namespace.clone().unwrap_or_default(),
+            m.name.clone().unwrap_or_default(),
+        )
+    };
+    let sink = Sink::<PartialObjectMeta<ServiceAccount>> {
+        name: "serviceaccounts".into(),
+        category: Category::ServiceAccounts,
+        upsert: Box::new(move |v, o| {
+            let (ns, name) = key(&o.metadata);
+            v.identities.upsert_service_account(ns, name);
+        }),
+        remove: Box::new(move |v, o| {
+            let (ns, name) = key(&o.metadata);
+            v.identities.remove_service_account(&ns, &name);
+        }),
+    };
+    let api = Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone());
+    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
+
+    let mut namespaces: Vec<String> = controller_identities(policy)
+        .filter_map(|u| service_account(u).map(|(ns, _)| ns.to_owned()))
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    for namespace in namespaces {
+        let sink = Sink::<Pod> {
+            name: format!("pods/{namespace}"),
+            category: Category::ControllerPods(namespace.clone()),
+            upsert: Box::new(move |v, o| {
+                let (ns, name) = key(&o.metadata);
+                let account = o.spec.as_ref().and_then(|s| s.service_account_name.clone());
+                let facts = PodFacts {
+                    uid: o.metadata.uid.clone().unwrap_or_default(),
+                    service_account: account.unwrap_or_else(|| "default".to_owned()),
+                };
+                v.identities.upsert_pod(ns, name, facts);
+            }),
+            remove: Box::new(move |v, o| {
+                let (ns, name) = key(&o.metadata);
+                v.identities.remove_pod(&ns, &name);
+            }),
+        };
+        let api = Api::<Pod>::namespaced(client.clone(), &namespace);
+        let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+        tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
     }
 }
 

@@ -88,7 +88,7 @@ pub struct FluxObject {
 }
 
 /// A set of view entries fed by one watcher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Category<'a> {
     Namespaces,
     Grants,
@@ -96,7 +96,8 @@ pub enum Category<'a> {
     ScaleParents(&'a str),
     Flux(OwnerKind),
     ServiceAccounts,
-    ControllerPods,
+    /// The Pods of one controller namespace.
+    ControllerPods(String),
 }
 
 /// `(group, resource, namespace, name)` of a parent of `/scale`.
@@ -278,6 +279,13 @@ impl ClusterView {
         })
     }
 
+    /// Every namespace's name, sorted.
+    pub fn namespace_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.namespaces.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
     /// The tenant a namespace belongs to: the value of its `label`.
     pub fn tenant_of(&self, label: &str, namespace: &str) -> Option<&str> {
         let value = self.namespaces.get(namespace)?.labels.get(label)?;
@@ -302,7 +310,7 @@ impl ClusterView {
                 self.flux.remove(&kind);
             }
             Category::ServiceAccounts => self.identities.clear_service_accounts(),
-            Category::ControllerPods => self.identities.clear_pods(),
+            Category::ControllerPods(namespace) => self.identities.clear_pods(&namespace),
         }
     }
 

@@ -149,12 +149,21 @@ impl Alerts {
     pub fn announce(&self, labels: Labels, annotations: Labels, hold: Duration) {
         let now = jiff::Timestamp::now();
         let ends = now.checked_add(hold).unwrap_or(now);
-        self.lock().announcements.push(Alert {
+        let alert = Alert {
             labels,
             annotations,
             starts_at: now.to_string(),
             ends_at: ends.to_string(),
-        });
+        };
+        // A repeat of a pending announcement replaces it: a flood of
+        // flagged requests is one alert, not a growing queue.
+        let mut state = self.lock();
+        let pending = &mut state.announcements;
+        match pending.iter_mut().find(|a| a.labels == alert.labels) {
+            Some(same) => *same = alert,
+            None => pending.push(alert),
+        }
+        drop(state);
         self.wake.notify_one();
     }
 

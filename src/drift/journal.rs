@@ -18,7 +18,7 @@ pub struct JournalEntry {
     pub user: String,
     /// Seconds since the epoch.
     pub at: i64,
-    /// `warned`, `audited`, `break-glass`.
+    /// `warned`, `audited`, `break-glass`, `controller-token`.
     pub reason: &'static str,
 }
 
@@ -55,6 +55,14 @@ impl Journal {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .put(key, entry);
+    }
+
+    /// Tells the observer of a request worth an alert without keeping it
+    /// (it changed nothing: a denied controller-identity request).
+    pub fn flag(&self, key: &ObjectKey, entry: &JournalEntry) {
+        if let Some(observer) = self.observer.get() {
+            observer(key, entry);
+        }
     }
 
     pub fn get(&self, key: &ObjectKey) -> Option<JournalEntry> {

@@ -56,6 +56,38 @@ fn break_glass_alert(key: &ObjectKey, entry: &JournalEntry, cluster: &str) -> (L
     (labels, pairs(vec![("summary", summary)]))
 }
 
+/// A request as a controller identity without a Pod-bound token.
+fn controller_token_alert(
+    key: &ObjectKey,
+    entry: &JournalEntry,
+    cluster: &str,
+) -> (Labels, Labels) {
+    let (group, resource, namespace, name) = key;
+    let resource = if group.is_empty() {
+        resource.clone()
+    } else {
+        format!("{resource}.{group}")
+    };
+    let labels: Labels = [
+        ("alertname", "GitOpsControllerImpersonation".to_owned()),
+        ("severity", "critical".to_owned()),
+        ("user", entry.user.clone()),
+        ("cluster", cluster.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let summary = format!(
+        "A request as {} without a token bound to one of its Pods tried to write {resource} \
+         {namespace}/{name}: someone is impersonating the controller or using its token elsewhere.",
+        entry.user
+    );
+    (
+        labels,
+        [("summary".to_owned(), summary)].into_iter().collect(),
+    )
+}
+
 /// Who this replica is in the Lease: the Pod's name, else host and pid.
 fn identity() -> String {
     std::env::var("POD_NAME").unwrap_or_else(|_| {
@@ -107,10 +139,12 @@ pub fn start(
     tokio::spawn(alerts.clone().run());
     let (announcer, cluster) = (alerts.clone(), settings.cluster_name.clone());
     journal.observe(Box::new(move |key, entry| {
-        if entry.reason == "break-glass" {
-            let (labels, annotations) = break_glass_alert(key, entry, &cluster);
-            announcer.announce(labels, annotations, BREAK_GLASS_HOLD);
-        }
+        let alert = match entry.reason {
+            "break-glass" => break_glass_alert(key, entry, &cluster),
+            "controller-token" => controller_token_alert(key, entry, &cluster),
+            _ => return,
+        };
+        announcer.announce(alert.0, alert.1, BREAK_GLASS_HOLD);
     }));
     webhooks::spawn(
         client.clone(),

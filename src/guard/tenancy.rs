@@ -175,7 +175,8 @@ fn relabel(policy: &Policy, view: &ClusterView, req: &Request<'_>) -> Option<Fou
     }
     let label = policy.tenancy.tenant_label.as_str();
     let value = |o: Option<&crate::admission::review::ObjectView<'_>>| {
-        o.and_then(|o| o.metadata.labels.get(label)).map(|v| v.to_string())
+        o.and_then(|o| o.metadata.labels.get(label))
+            .map(|v| v.to_string())
     };
     let (old, new) = (value(req.old_object.as_ref()), value(req.object.as_ref()));
     let old_tenant = old.as_deref().filter(|t| !t.is_empty())?;

@@ -22,7 +22,9 @@ const TEAM_B: &str = "system:serviceaccount:team-b:team-b";
 const TENANT: &str = "toolkit.fluxcd.io/tenant";
 
 fn namespace(v: &mut ClusterView, name: &str, tenant: Option<&str>) {
-    let labels = tenant.map(|t| (TENANT.to_owned(), t.to_owned())).into_iter();
+    let labels = tenant
+        .map(|t| (TENANT.to_owned(), t.to_owned()))
+        .into_iter();
     let facts = NamespaceFacts {
         labels: labels.collect(),
         terminating: false,
@@ -77,7 +79,11 @@ fn run(rev: Rev) -> Decision {
 /// A Kustomization written in `ns` by team-a's platform reconciler.
 fn ks(ns: &str, spec: Value) -> Rev {
     Rev::new("CREATE", "Kustomization", "kustomizations")
-        .kind("kustomize.toolkit.fluxcd.io", "Kustomization", "kustomizations")
+        .kind(
+            "kustomize.toolkit.fluxcd.io",
+            "Kustomization",
+            "kustomizations",
+        )
         .namespace(ns)
         .new_obj(obj())
         .spec(spec)
@@ -214,7 +220,10 @@ fn every_broken_rule_is_listed_with_its_field() {
         "spec.targetNamespace \"prod\" is not a namespace of tenant \"team-a\"",
         "spec.kubeConfig is refused for tenants",
     ] {
-        assert!(message.contains(field), "{field:?} missing from:\n{message}");
+        assert!(
+            message.contains(field),
+            "{field:?} missing from:\n{message}"
+        );
     }
 }
 
@@ -229,7 +238,10 @@ fn a_default_service_account_stands_in_like_flux_default_service_account() {
     let rev = configmap("team-a")
         .both(obj().owned_by_kustomization("team-a", "legacy"))
         .by(TEAM_A);
-    assert_eq!(run_with(&policy, rev, &tenants()).reason(), Reason::Reconciler);
+    assert_eq!(
+        run_with(&policy, rev, &tenants()).reason(),
+        Reason::Reconciler
+    );
 }
 
 #[test]
@@ -239,13 +251,18 @@ fn a_missing_service_account_warns_by_default_and_denies_when_configured() {
         panic!("a missing service account is only a warning by default");
     };
     assert!(
-        warnings.iter().any(|w| w.contains("team-a/ghost, which does not exist")),
+        warnings
+            .iter()
+            .any(|w| w.contains("team-a/ghost, which does not exist")),
         "{warnings:?}"
     );
     let mut policy = Policy::default();
     policy.tenancy.missing_service_account = OnViolation::Deny;
     let message = denial(run_with(&policy, ks("team-a", spec), &tenants()));
-    assert!(message.contains("team-a/ghost, which does not exist"), "{message}");
+    assert!(
+        message.contains("team-a/ghost, which does not exist"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -256,7 +273,10 @@ fn controller_tokens_can_be_warned_about_or_left_unchecked() {
     let Decision::Allow { warnings, .. } = run_with(&policy, rev(), &tenants()) else {
         panic!("warn lets the request through");
     };
-    assert!(warnings.iter().any(|w| w.contains("no Pod-bound token")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("no Pod-bound token")),
+        "{warnings:?}"
+    );
     policy.tenancy.controller_tokens = OnViolation::Off;
     assert!(run_with(&policy, rev(), &tenants()).is_allowed());
 }

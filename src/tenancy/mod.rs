@@ -1,4 +1,6 @@
 //! Flux multi-tenancy: the tenant model, the impersonation and escalation
 //! audit, and its reports. The admission rules live in `guard::tenancy`.
 
+pub mod audit;
+pub mod rbac;
 pub mod settings;

@@ -97,7 +97,10 @@ impl TenancyPolicy {
             return Err(("tenancy.tenantLabel".into(), "must not be empty".into()));
         }
         if self.audit_interval < Duration::from_secs(10) {
-            return Err(("tenancy.auditInterval".into(), "must be at least 10s".into()));
+            return Err((
+                "tenancy.auditInterval".into(),
+                "must be at least 10s".into(),
+            ));
         }
         Ok(())
     }

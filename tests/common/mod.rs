@@ -29,6 +29,7 @@ pub fn app(view: ClusterView) -> (Router, Registry) {
         view: Arc::new(RwLock::new(view)),
         metrics,
         journal: Default::default(),
+        view_ready: tokio::sync::watch::channel(true).1,
     };
     (router(guard, Duration::from_secs(4)), registry)
 }
