@@ -128,7 +128,13 @@ fn to_json(label: &str, text: &str) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(&value).map_err(|e| parse(e.to_string()))
 }
 
-pub fn load_state(view: &mut ClusterView, policy: &Policy, path: &Path) -> Result<(), Error> {
+/// Loads a cluster-state file into `view`; returns its RBAC objects, which
+/// the admission view does not keep (`audit tenants` reads them).
+pub fn load_state(
+    view: &mut ClusterView,
+    policy: &Policy,
+    path: &Path,
+) -> Result<Vec<DynamicObject>, Error> {
     let label = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: label.clone(),
@@ -140,6 +146,7 @@ pub fn load_state(view: &mut ClusterView, policy: &Policy, path: &Path) -> Resul
     };
     let docs: Vec<serde_json::Value> =
         serde_saphyr::from_multiple(&text).map_err(|e| parse(e.to_string()))?;
+    let mut rbac = Vec::new();
     for (index, doc) in docs.into_iter().enumerate().filter(|(_, d)| !d.is_null()) {
         // A `kind: List` (kubectl get -o yaml) contributes its items.
         let items = match doc.get("items").and_then(|i| i.as_array()) {
@@ -151,11 +158,18 @@ pub fn load_state(view: &mut ClusterView, policy: &Policy, path: &Path) -> Resul
         for item in items {
             let obj: DynamicObject = serde_json::from_value(item)
                 .map_err(|e| parse(format!("document {index}: {e}")))?;
+            let is_rbac = obj
+                .types
+                .as_ref()
+                .is_some_and(|t| t.api_version.starts_with(ingest::RBAC_GROUP));
+            if is_rbac {
+                rbac.push(obj.clone());
+            }
             ingest::apply(view, policy, index, obj).map_err(|source| Error::State {
                 path: label.clone(),
                 source,
             })?;
         }
     }
-    Ok(())
+    Ok(rbac)
 }

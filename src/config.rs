@@ -40,6 +40,32 @@ pub enum Command {
     Policy,
     /// Scan the cluster once for drifted objects; exit 1 when there are any.
     Drift(DriftArgs),
+    /// One-shot audits; exit 1 when there are findings.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Who can impersonate each reconciler, and which tenant reconcilers hold
+    /// rights outside their tenant (SubjectAccessReview; RBAC model offline).
+    Tenants(AuditTenantsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditTenantsArgs {
+    /// Policy file (YAML); the embedded defaults apply without one.
+    #[arg(long, env = "GITOPS_GUARD_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Kubeconfig; in-cluster or $KUBECONFIG without it.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Audit a cluster-state file (namespaces, Kustomizations, HelmReleases,
+    /// Roles, ClusterRoles and bindings) instead of the cluster.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_state: Option<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

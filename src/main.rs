@@ -7,7 +7,7 @@ use clap::Parser;
 use gitops_guard::{
     app, cert, check,
     cluster::breakglass,
-    config::{CertArgs, Cli, Command},
+    config::{AuditCommand, CertArgs, Cli, Command},
     policy::DEFAULT_POLICY_YAML,
     telemetry,
 };
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Drift(args) => run_drift(&args),
+        Command::Audit(AuditCommand::Tenants(args)) => run_audit_tenants(&args),
         Command::Check(args) => run_check(&args),
         Command::Cert(args) => report(write_cert(&args)),
         Command::Crd => report(
@@ -81,6 +82,49 @@ fn run_drift(args: &gitops_guard::config::DriftArgs) -> ExitCode {
         Output::Table => println!("{}", scan::table(&rows)),
     }
     if rows.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Exit 0 no findings, 1 findings, 2 the audit could not run.
+fn run_audit_tenants(args: &gitops_guard::config::AuditTenantsArgs) -> ExitCode {
+    use gitops_guard::{config::Output, tenancy::report, tenancy::scan};
+    let run = async {
+        let policy = match &args.policy {
+            Some(path) => gitops_guard::policy::Policy::load(path)?,
+            None => gitops_guard::policy::Policy::default(),
+        };
+        match &args.cluster_state {
+            Some(state) => scan::offline(&policy, state).await,
+            None => {
+                let client = app::kube_client(args.kubeconfig.as_deref()).await?;
+                scan::online(client, &policy).await
+            }
+        }
+    };
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run));
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("gitops-guard audit tenants: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.output {
+        Output::Json => match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("gitops-guard audit tenants: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Output::Table => print!("{}", report::table(&report)),
+    }
+    if report.findings.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -3,4 +3,9 @@
 
 pub mod audit;
 pub mod rbac;
+pub mod report;
+pub mod scan;
 pub mod settings;
+
+#[cfg(test)]
+mod rbac_tests;

@@ -253,7 +253,7 @@ fn grantee(s: &Subject, b: &BindingDef) -> Grantee {
 fn applies_to(s: &Subject, binding_namespace: &str, user: &UserRef) -> bool {
     match s.kind.as_str() {
         "User" => s.name == user.name,
-        "Group" => user.groups.iter().any(|g| *g == s.name),
+        "Group" => user.groups.contains(&s.name),
         "ServiceAccount" => {
             let ns = s
                 .namespace
