@@ -19,6 +19,7 @@ use crate::{
     },
     policy::Policy,
     server::{self, Guard},
+    tenancy::{self, metrics::TenancyMetrics, watch::TenancyWatch},
     tls::{self, CertWatcher, TlsMetrics},
 };
 
@@ -91,14 +92,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lease_namespace,
         lease_name,
     };
-    drift::start(
-        drift_client,
+    let cluster = settings.cluster_name.clone();
+    let alerts = drift::start(
+        drift_client.clone(),
         &policy,
         &view,
         journal.clone(),
         settings,
         &registry,
     )?;
+    tenancy::watch::spawn(TenancyWatch {
+        client: drift_client,
+        policy: policy.clone(),
+        view: view.clone(),
+        view_ready: view_ready.clone(),
+        alerts,
+        metrics: TenancyMetrics::new(&registry)?,
+        cluster,
+    });
     let guard = Guard {
         policy,
         view,

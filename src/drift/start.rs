@@ -103,7 +103,7 @@ pub fn start(
     journal: Arc<Journal>,
     settings: Settings,
     registry: &Registry,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<Alerts>> {
     let leadership = if settings.leader_election {
         Leadership::default()
     } else {
@@ -156,11 +156,11 @@ pub fn start(
         policy.clone(),
         view.clone(),
         journal,
-        alerts,
+        alerts.clone(),
         DriftMetrics::new(registry)?,
         settings.cluster_name,
         Some(events::spawn(client.clone())),
     );
     watch::spawn(client, Arc::new(drift));
-    Ok(())
+    Ok(alerts)
 }

@@ -68,7 +68,7 @@ pub fn reconcilers(policy: &Policy, view: &ClusterView) -> Vec<Reconciler> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(tag = "kind")]
 pub enum Finding {
     /// `subject` can impersonate `identity` (or its groups).
     ImpersonationRisk {

@@ -15,6 +15,7 @@ mod pinning;
 #[path = "../support/registry.rs"]
 mod registry;
 mod resilience;
+mod tenancy;
 
 use std::process::ExitCode;
 
@@ -143,6 +144,26 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     (
         "the_guard_is_ready_and_counts_its_decisions",
         lifecycle::the_guard_is_ready_and_counts_its_decisions,
+    ),
+    (
+        "tenant_kustomizations_that_break_the_rules_are_denied",
+        tenancy::tenant_kustomizations_that_break_the_rules_are_denied,
+    ),
+    (
+        "team_as_objects_are_written_by_team_as_reconciler_only",
+        tenancy::team_as_objects_are_written_by_team_as_reconciler_only,
+    ),
+    (
+        "an_over_broad_binding_is_stopped_at_admission_and_reported_by_the_audit",
+        tenancy::an_over_broad_binding_is_stopped_at_admission_and_reported_by_the_audit,
+    ),
+    (
+        "alice_with_edit_in_team_a_is_reported_as_able_to_impersonate_its_reconciler",
+        tenancy::alice_with_edit_in_team_a_is_reported_as_able_to_impersonate_its_reconciler,
+    ),
+    (
+        "a_human_impersonating_kustomize_controller_is_denied_and_alerted",
+        tenancy::a_human_impersonating_kustomize_controller_is_denied_and_alerted,
     ),
 ];
 
