@@ -8,6 +8,7 @@ run=${1:-${GG_RUN_DIR:-$root/.run}}
 "$root/scripts/up.sh" "$run"
 run=$(cd "$run" && pwd)
 kc="$root/tests/cluster/bin/kubectl"
+guard_bin=${GG_GUARD_BIN:-$root/target/debug/gitops-guard}
 bold=$(tput bold 2>/dev/null || true) dim=$(tput sgr0 2>/dev/null || true)
 
 step() { printf '\n%s### %s%s\n' "$bold" "$*" "$dim"; }
@@ -146,6 +147,40 @@ as admin get deployment web -n pinned -o 'jsonpath={.spec.template.spec.containe
 
 step "A registry that cannot be reached: pin mode lets the Deployment through, unpinned, with a warning"
 as admin create deployment offline -n pinned --image=127.0.0.1:1/demo/web:1.0
+
+step "Tenants: team-a set up the way 'flux create tenant' does (labelled namespace, reconciler account, namespace-admin binding)"
+as admin create namespace team-a
+as admin label namespace team-a toolkit.fluxcd.io/tenant=team-a
+as admin create serviceaccount team-a -n team-a
+as admin create rolebinding gotk-reconciler -n team-a --clusterrole=cluster-admin --serviceaccount=team-a:team-a
+as admin create namespace team-b
+as admin label namespace team-b toolkit.fluxcd.io/tenant=team-b
+
+step "A tenant Kustomization without serviceAccountName, taking its source from team-b: denied, field by field"
+cat >"$run/tenant-apps.yaml" <<EOF
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: team-a}
+spec: {path: ./, interval: 5m, sourceRef: {kind: GitRepository, name: fleet, namespace: team-b}}
+EOF
+as kustomize-controller apply --server-side --field-manager=kustomize-controller -f "$run/tenant-apps.yaml"
+step "With serviceAccountName and a shared source it is accepted"
+sed -i 's/spec: {path/spec: {serviceAccountName: team-a, path/; s/namespace: team-b}}/namespace: flux-system}}/' "$run/tenant-apps.yaml"
+as kustomize-controller apply --server-side --field-manager=kustomize-controller -f "$run/tenant-apps.yaml"
+
+step "An over-broad binding lets team-a's reconciler into team-b: RBAC says yes, the guard says no"
+as admin create rolebinding team-a-overreach -n team-b --clusterrole=edit --serviceaccount=team-a:team-a
+as admin auth can-i create configmaps -n team-b --as=system:serviceaccount:team-a:team-a
+as kustomize-controller create configmap overreach -n team-b --as=system:serviceaccount:team-a:team-a
+
+step "alice poses as kustomize-controller (impersonation: no Pod-bound token): denied and alerted"
+as alice create configmap posing -n shop --as=system:serviceaccount:flux-system:kustomize-controller
+
+step "The audit reports the over-broad binding and who can impersonate team-a's reconciler"
+# (The local cluster's developer role is deliberately broad, core '*' included,
+# so it also lists every reconciler as impersonable by the developer groups.)
+printf '%s$ gitops-guard audit tenants | grep team-a%s\n' "$bold" "$dim"
+KUBECONFIG="$run/cluster/admin.kubeconfig" "$guard_bin" audit tenants 2>&1 | grep -E 'FINDING|TENANT|team-a' || true
 
 printf '\n%sDone.%s The control plane and the guard are still running:\n' "$bold" "$dim"
 cat "$run/env"
