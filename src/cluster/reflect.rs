@@ -11,29 +11,25 @@ use std::{
 };
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta},
     runtime::{WatchStreamExt, watcher},
 };
 
-use super::identities::PodFacts;
 use super::{
     breakglass::BreakGlass,
     ingest::{self, HELM_RELEASE_GROUP, KUSTOMIZATION_GROUP, SCALE_PARENTS},
     view::{Category, ClusterView},
 };
-use crate::{
-    guard::{identity::service_account, ownership::OwnerKind, tenancy::controller_identities},
-    policy::Policy,
-};
+use crate::{guard::ownership::OwnerKind, policy::Policy};
 
-type Shared = Arc<RwLock<ClusterView>>;
+pub(super) type Shared = Arc<RwLock<ClusterView>>;
 
 /// Counts watchers still doing their first list; the view is synced at zero.
 #[derive(Clone)]
-struct SyncGate {
+pub(super) struct SyncGate {
     pending: Arc<AtomicUsize>,
     view: Shared,
     on_synced: Arc<dyn Fn() + Send + Sync>,
@@ -55,17 +51,17 @@ fn write(view: &Shared) -> std::sync::RwLockWriteGuard<'_, ClusterView> {
 }
 
 /// Applies one watched object to the view.
-type Apply<K> = Box<dyn Fn(&mut ClusterView, &K) + Send>;
+pub(super) type Apply<K> = Box<dyn Fn(&mut ClusterView, &K) + Send>;
 
 /// How one watcher's objects enter and leave the view.
-struct Sink<K> {
-    name: String,
-    category: Category<'static>,
-    upsert: Apply<K>,
-    remove: Apply<K>,
+pub(super) struct Sink<K> {
+    pub(super) name: String,
+    pub(super) category: Category<'static>,
+    pub(super) upsert: Apply<K>,
+    pub(super) remove: Apply<K>,
 }
 
-async fn run<K, S>(stream: S, sink: Sink<K>, view: Shared, gate: SyncGate)
+pub(super) async fn run<K, S>(stream: S, sink: Sink<K>, view: Shared, gate: SyncGate)
 where
     K: Debug + Send,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
@@ -226,7 +222,7 @@ pub async fn spawn(
         tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
     }
 
-    spawn_identities(&client, &policy, &view, &gate, &mut tasks);
+    super::reflect_identities::spawn(&client, &policy, &view, &gate, &mut tasks);
 
     gate.pending.store(tasks.len(), Ordering::Release);
     for task in tasks {
@@ -234,67 +230,7 @@ pub async fn spawn(
     }
 }
 
-type Tasks = Vec<futures::future::BoxFuture<'static, ()>>;
-
-/// Service accounts (metadata, every namespace) and the Pods of the
-/// controllers' namespaces, for the tenant rules.
-fn spawn_identities(
-    client: &Client,
-    policy: &Policy,
-    view: &Shared,
-    gate: &SyncGate,
-    tasks: &mut Tasks,
-) {
-    let key = |m: &kube::api::ObjectMeta| {
-        (
-            m.namespace.clone().unwrap_or_default(),
-            m.name.clone().unwrap_or_default(),
-        )
-    };
-    let sink = Sink::<PartialObjectMeta<ServiceAccount>> {
-        name: "serviceaccounts".into(),
-        category: Category::ServiceAccounts,
-        upsert: Box::new(move |v, o| {
-            let (ns, name) = key(&o.metadata);
-            v.identities.upsert_service_account(ns, name);
-        }),
-        remove: Box::new(move |v, o| {
-            let (ns, name) = key(&o.metadata);
-            v.identities.remove_service_account(&ns, &name);
-        }),
-    };
-    let api = Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone());
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-    tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
-
-    let mut namespaces: Vec<String> = controller_identities(policy)
-        .filter_map(|u| service_account(u).map(|(ns, _)| ns.to_owned()))
-        .collect();
-    namespaces.sort();
-    namespaces.dedup();
-    for namespace in namespaces {
-        let sink = Sink::<Pod> {
-            name: format!("pods/{namespace}"),
-            category: Category::ControllerPods(namespace.clone()),
-            upsert: Box::new(move |v, o| {
-                let (ns, name) = key(&o.metadata);
-                let account = o.spec.as_ref().and_then(|s| s.service_account_name.clone());
-                let facts = PodFacts {
-                    uid: o.metadata.uid.clone().unwrap_or_default(),
-                    service_account: account.unwrap_or_else(|| "default".to_owned()),
-                };
-                v.identities.upsert_pod(ns, name, facts);
-            }),
-            remove: Box::new(move |v, o| {
-                let (ns, name) = key(&o.metadata);
-                v.identities.remove_pod(&ns, &name);
-            }),
-        };
-        let api = Api::<Pod>::namespaced(client.clone(), &namespace);
-        let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-        tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
-    }
-}
+pub(super) type Tasks = Vec<futures::future::BoxFuture<'static, ()>>;
 
 /// Whether the API serves `gvk`. Only a definite answer counts: a 404 or a
 /// group without the kind is "not installed"; other errors (API briefly

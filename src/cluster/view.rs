@@ -14,6 +14,7 @@ use jiff::Timestamp;
 
 use super::{
     breakglass::{BreakGlassSpec, SubjectKind},
+    by_namespace::ByNamespace,
     identities::Identities,
 };
 use crate::guard::ownership::{Owner, OwnerKind};
@@ -102,44 +103,6 @@ pub enum Category<'a> {
 
 /// `(group, resource, namespace, name)` of a parent of `/scale`.
 pub type ScaleKey = (String, String, String, String);
-
-/// Entries by namespace, then name, looked up with borrowed strings: the
-/// decision path never allocates a key.
-#[derive(Debug)]
-struct ByNamespace<V>(HashMap<String, BTreeMap<String, V>>);
-
-impl<V> Default for ByNamespace<V> {
-    fn default() -> Self {
-        Self(HashMap::new())
-    }
-}
-
-impl<V> ByNamespace<V> {
-    fn insert(&mut self, namespace: String, name: String, value: V) {
-        self.0.entry(namespace).or_default().insert(name, value);
-    }
-
-    fn remove(&mut self, namespace: &str, name: &str) {
-        if let Some(names) = self.0.get_mut(namespace) {
-            names.remove(name);
-            if names.is_empty() {
-                self.0.remove(namespace);
-            }
-        }
-    }
-
-    fn get(&self, namespace: &str, name: &str) -> Option<&V> {
-        self.0.get(namespace)?.get(name)
-    }
-
-    fn in_namespace(&self, namespace: &str) -> impl Iterator<Item = &V> {
-        self.0.get(namespace).into_iter().flat_map(BTreeMap::values)
-    }
-
-    fn len(&self) -> usize {
-        self.0.values().map(BTreeMap::len).sum()
-    }
-}
 
 #[derive(Debug, Default)]
 pub struct ClusterView {
@@ -274,7 +237,7 @@ impl ClusterView {
     /// The Kustomizations and HelmReleases of one namespace.
     pub fn flux_in(&self, namespace: &str) -> impl Iterator<Item = (OwnerKind, &str, &FluxObject)> {
         self.flux.iter().flat_map(move |(kind, index)| {
-            let names = index.0.get(namespace).into_iter().flatten();
+            let names = index.entries(namespace);
             names.map(move |(name, object)| (*kind, name.as_str(), object))
         })
     }

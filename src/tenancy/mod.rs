@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod metrics;
+pub mod questions;
 pub mod rbac;
 pub mod report;
 pub mod scan;

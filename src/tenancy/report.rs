@@ -9,7 +9,8 @@ use kube::{Api, Client, api::PostParams};
 use serde::Serialize;
 
 use super::{
-    audit::{self, Finding, Question, Reconciler},
+    audit::{self, Finding, Reconciler},
+    questions::{self, Question},
     rbac::{Attributes, Rbac, UserRef},
 };
 use crate::{cluster::view::ClusterView, guard::identity::service_account, policy::Policy};
@@ -31,7 +32,7 @@ pub fn plan(policy: &Policy, view: &ClusterView, rbac: &Rbac) -> Plan {
     let reconcilers = audit::reconcilers(policy, view);
     Plan {
         impersonation: audit::impersonation(policy, rbac, &reconcilers),
-        questions: audit::questions(policy, view, rbac, &reconcilers),
+        questions: questions::questions(policy, view, rbac, &reconcilers),
         reconcilers,
     }
 }
@@ -101,7 +102,7 @@ pub async fn finish(plan: Plan, authority: Authority<'_>) -> Result<AuditReport,
         }
     };
     let mut findings = plan.impersonation;
-    findings.extend(audit::escalations(&answers));
+    findings.extend(questions::escalations(&answers));
     Ok(AuditReport {
         reconcilers: plan.reconcilers,
         findings,
