@@ -71,13 +71,11 @@ fn run_drift(args: &gitops_guard::config::DriftArgs) -> ExitCode {
         }
     };
     match args.output {
-        Output::Json => match serde_json::to_string_pretty(&rows) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("gitops-guard drift: {e}");
-                return ExitCode::from(2);
+        Output::Json => {
+            if let Err(code) = print_json("drift", &rows) {
+                return code;
             }
-        },
+        }
         Output::Table if rows.is_empty() => println!("no drift"),
         Output::Table => println!("{}", scan::table(&rows)),
     }
@@ -115,13 +113,11 @@ fn run_audit_tenants(args: &gitops_guard::config::AuditTenantsArgs) -> ExitCode 
         }
     };
     match args.output {
-        Output::Json => match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("gitops-guard audit tenants: {e}");
-                return ExitCode::from(2);
+        Output::Json => {
+            if let Err(code) = print_json("audit tenants", &report) {
+                return code;
             }
-        },
+        }
         Output::Table => print!("{}", report::table(&report)),
     }
     if report.findings.is_empty() {
@@ -171,6 +167,20 @@ fn write_cert(args: &CertArgs) -> anyhow::Result<()> {
     cert::write(&bundle, &args.out)?;
     println!("{}", cert::ca_bundle_base64(&bundle));
     Ok(())
+}
+
+/// Prints `value` as pretty JSON; exit 2 when it cannot be written.
+fn print_json(command: &str, value: &impl serde::Serialize) -> Result<(), ExitCode> {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => {
+            println!("{text}");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("gitops-guard {command}: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

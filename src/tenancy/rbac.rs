@@ -115,19 +115,12 @@ impl Rbac {
             )
         };
         let mut rbac = Rbac::default();
-        for r in roles {
-            let (namespace, name) = meta(&r.metadata);
-            let rules = r.rules.clone().unwrap_or_default();
-            rbac.roles.push(RoleDef {
-                namespace,
-                name,
-                rules,
-            });
-        }
-        for r in cluster_roles {
-            let (_, name) = meta(&r.metadata);
-            let rules = r.rules.clone().unwrap_or_default();
-            let namespace = String::new();
+        let role_defs = roles.iter().map(|r| (meta(&r.metadata), &r.rules));
+        let cluster_defs = cluster_roles
+            .iter()
+            .map(|r| ((String::new(), meta(&r.metadata).1), &r.rules));
+        for ((namespace, name), rules) in role_defs.chain(cluster_defs) {
+            let rules = rules.clone().unwrap_or_default();
             rbac.roles.push(RoleDef {
                 namespace,
                 name,
