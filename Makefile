@@ -33,9 +33,13 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
+## bench: every benchmark; each rewrites its figures in bench/RESULTS.md (load also bench/load.svg)
 bench:
 	cargo bench --bench review
 	cargo bench --bench pin
+	cargo bench --bench load
+	cargo bench --bench apiserver
+	cargo bench --bench drift
 
 ## crd: regenerate manifests/crds/breakglass.yaml from the Rust type
 crd:

@@ -15,61 +15,15 @@
 //! to one poll interval and a curl start.
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-struct Env {
-    root: PathBuf,
-    run: PathBuf,
-}
+#[allow(dead_code)] // guard_rss_mib is the apiserver bench's
+#[path = "support/cluster.rs"]
+mod cluster;
 
-impl Env {
-    fn kubectl(&self, who: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-        let mut cmd = Command::new(self.root.join("tests/cluster/bin/kubectl"));
-        cmd.args(args)
-            .env(
-                "KUBECONFIG",
-                self.run.join(format!("cluster/{who}.kubeconfig")),
-            )
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            pipe.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-        }
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-
-    fn env_value(&self, file: &str, key: &str) -> String {
-        std::fs::read_to_string(self.run.join(file))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
-            .unwrap_or_default()
-    }
-
-    fn script(&self, name: &str, action: &str) -> bool {
-        Command::new(self.root.join("scripts").join(name))
-            .arg(action)
-            .arg(&self.run)
-            .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
+use cluster::Env;
 
 fn curl(url: &str) -> String {
     Command::new("curl")
@@ -165,15 +119,6 @@ fn latency(env: &Env) -> Result<(), String> {
     Ok(())
 }
 
-fn rss_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn ready_and_rss(env: &Env, total: usize, existing: &mut usize) -> Result<(), String> {
     let ns = "bench-scale";
     if *existing == 0 {
@@ -226,7 +171,7 @@ fn ready_and_rss(env: &Env, total: usize, existing: &mut usize) -> Result<(), St
     let ready = started.elapsed();
     std::thread::sleep(Duration::from_secs(2));
     let pid = std::fs::read_to_string(env.run.join("pids/guard.pid")).unwrap_or_default();
-    let rss = rss_kib(pid.trim());
+    let rss = cluster::rss_kib(pid.trim());
     println!(
         "{total:>6} owned ConfigMaps: drift watchers synced {ready:?} after start, RSS {:.1} MiB",
         rss as f64 / 1024.0
@@ -249,30 +194,16 @@ fn main() {
             || vec![1000, 10_000, 50_000],
             |list| list.split(',').filter_map(|n| n.parse().ok()).collect(),
         );
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let run = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-drift");
-    let up = Command::new(root.join("scripts/up.sh"))
-        .arg(&run)
-        .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
-        .stdout(Stdio::null())
-        .status();
-    let env = Env {
-        root: root.clone(),
-        run: run.clone(),
-    };
-    let result = if up.is_ok_and(|s| s.success()) {
-        latency(&env).and_then(|()| {
+    let result = cluster::up("bench-drift").and_then(|env| {
+        let measured = latency(&env).and_then(|()| {
             let mut existing = 0;
             objects
                 .iter()
                 .try_for_each(|&n| ready_and_rss(&env, n, &mut existing))
-        })
-    } else {
-        Err("scripts/up.sh failed".into())
-    };
-    let _ = Command::new(root.join("scripts/down.sh"))
-        .arg(&run)
-        .status();
+        });
+        env.down();
+        measured
+    });
     if let Err(e) = result {
         eprintln!("bench drift: {e}");
         std::process::exit(1);

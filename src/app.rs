@@ -124,7 +124,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("--admin-listen {admin_listen}: cannot bind"))?;
     let handle: Handle<std::net::SocketAddr> = Handle::new();
-    let mut webhook = axum_server::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
+    let mut webhook = tls::server(listener, rustls)?.handle(handle.clone());
     webhook
         .http_builder()
         .http1()

@@ -213,3 +213,21 @@ mod watch;
 
 pub use metrics::{ReloadResult, TlsMetrics};
 pub use watch::CertWatcher;
+
+/// The webhook's HTTPS server on `listener`: rustls with `config`, and
+/// `TCP_NODELAY` on every connection. Without it a small answer can wait for
+/// the client's delayed ACK (Nagle): tens of milliseconds under HTTP/2, which
+/// is what the apiserver speaks to webhooks.
+pub fn server(
+    listener: std::net::TcpListener,
+    config: RustlsConfig,
+) -> std::io::Result<
+    axum_server::Server<
+        std::net::SocketAddr,
+        axum_server::tls_rustls::RustlsAcceptor<axum_server::accept::NoDelayAcceptor>,
+    >,
+> {
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    Ok(axum_server::from_tcp(listener)?.acceptor(acceptor))
+}

@@ -1,0 +1,209 @@
+//! Through the real kube-apiserver (scripts/up.sh), one workload in three
+//! configurations: no admission control for these objects; a
+//! ValidatingAdmissionPolicy with the same ownership rule in CEL
+//! (bench/apiserver/vap.yaml); gitops-guard's webhook (manifests/local).
+//! The workload: N merge-patches of Flux-owned ConfigMaps by the reconciler
+//! (allowed) and N by alice (denied where a rule applies), from a client at a
+//! fixed concurrency. Reports client p50/p99, the added p99 over no
+//! admission, and the apiserver's own admission histograms.
+//!
+//!     cargo bench --bench apiserver [-- --requests 5000 --concurrency 16]
+
+#[allow(dead_code)] // `script` is the drift bench's
+#[path = "../support/cluster.rs"]
+mod cluster;
+mod metrics;
+mod workload;
+
+use std::{fmt::Write, path::Path, time::Duration};
+
+use cluster::Env;
+use workload::Outcome;
+
+const BEGIN: &str = "<!-- apiserver:begin (written by cargo bench --bench apiserver) -->";
+const END: &str = "<!-- apiserver:end -->";
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    let value = args
+        .iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1));
+    value.and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    None,
+    Policy,
+    Webhook,
+}
+
+impl Setup {
+    fn name(self) -> &'static str {
+        match self {
+            Setup::None => "no admission",
+            Setup::Policy => "ValidatingAdmissionPolicy (CEL)",
+            Setup::Webhook => "gitops-guard webhook",
+        }
+    }
+}
+
+fn configure(env: &Env, setup: Setup) -> Result<(), String> {
+    let vap = env
+        .root
+        .join("bench/apiserver/vap.yaml")
+        .display()
+        .to_string();
+    let webhook = env.run.join("webhook.yaml").display().to_string();
+    let _ = env.kubectl("admin", &["delete", "--ignore-not-found", "-f", &vap], None);
+    let _ = env.kubectl(
+        "admin",
+        &[
+            "delete",
+            "--ignore-not-found",
+            "validatingwebhookconfiguration",
+            "gitops-guard",
+        ],
+        None,
+    );
+    match setup {
+        Setup::None => {}
+        Setup::Policy => {
+            env.kubectl("admin", &["apply", "-f", &vap], None)?;
+        }
+        Setup::Webhook => {
+            env.kubectl("admin", &["apply", "-f", &webhook], None)?;
+        }
+    }
+    // Admission configuration reaches the apiserver through its informers.
+    std::thread::sleep(Duration::from_secs(3));
+    Ok(())
+}
+
+struct Row {
+    setup: Setup,
+    who: &'static str,
+    concurrency: usize,
+    outcome: Outcome,
+    server: metrics::Delta,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        return; // needs the local control plane: only as a bench
+    }
+    let requests = arg(&args, "--requests", 5000);
+    let concurrency: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--concurrency")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(
+            || vec![4, 16],
+            |l| l.split(',').filter_map(|n| n.parse().ok()).collect(),
+        );
+    let result = cluster::up("bench-apiserver").and_then(|env| {
+        let rows = measure(&env, requests, &concurrency);
+        env.down();
+        rows.and_then(|(rows, rss)| write(&rows, &rss, requests))
+    });
+    if let Err(e) = result {
+        eprintln!("bench apiserver: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn measure(
+    env: &Env,
+    requests: usize,
+    concurrency: &[usize],
+) -> Result<(Vec<Row>, String), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_secs(5));
+    let idle = env.guard_rss_mib();
+    println!("gitops-guard RSS, idle after start: {idle:.1} MiB");
+    workload::prepare(env)?;
+    let mut rows = Vec::new();
+    for setup in [Setup::None, Setup::Policy, Setup::Webhook] {
+        configure(env, setup)?;
+        for &concurrency in concurrency {
+            for who in ["kustomize-controller", "alice"] {
+                // Warm connections, caches and the apiserver's informers first.
+                rt.block_on(workload::run(env, who, requests / 10, concurrency))?;
+                let before = metrics::scrape(env)?;
+                let outcome = rt.block_on(workload::run(env, who, requests, concurrency))?;
+                let server = metrics::scrape(env)?.since(&before);
+                let row = Row {
+                    setup,
+                    who,
+                    concurrency,
+                    outcome,
+                    server,
+                };
+                println!("{}", line(&row, None));
+                rows.push(row);
+            }
+        }
+    }
+    let rss = format!(
+        "gitops-guard RSS: {idle:.1} MiB idle after start, {:.1} MiB after all runs.",
+        env.guard_rss_mib()
+    );
+    println!("{rss}");
+    Ok((rows, rss))
+}
+
+fn line(r: &Row, baseline: Option<&Row>) -> String {
+    let o = &r.outcome;
+    let added = baseline.map_or_else(String::new, |b| {
+        format!("{:+.2}", o.ms(0.99) - b.outcome.ms(0.99))
+    });
+    format!(
+        "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {added} | {} |",
+        r.setup.name(),
+        r.who,
+        r.concurrency,
+        o.allowed,
+        o.denied,
+        o.ms(0.50),
+        o.ms(0.99),
+        r.server.describe()
+    )
+}
+
+fn write(rows: &[Row], rss: &str, requests: usize) -> Result<(), String> {
+    let mut s = String::new();
+    let _ = writeln!(s, "{BEGIN}");
+    let _ = writeln!(
+        s,
+        "{requests} requests per row (after {} unmeasured), merge-patches of 50 Flux-owned ConfigMaps; \
+         apiserver, etcd, controller-manager, guard and client share the machine's cores. \
+         Command: `cargo bench --bench apiserver -- --requests {requests}`.\n",
+        requests / 10
+    );
+    let _ = writeln!(
+        s,
+        "| configuration | client | concurrent | allowed | denied | client p50 ms | client p99 ms | p99 added over no admission (ms) | apiserver's admission histogram; gitops-guard's own |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let base = rows
+            .iter()
+            .find(|b| b.setup == Setup::None && b.who == r.who && b.concurrency == r.concurrency);
+        let _ = writeln!(s, "{}", line(r, base.filter(|_| r.setup != Setup::None)));
+    }
+    let _ = writeln!(s, "\n{rss}\n{END}");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    let updated = match (text.find(BEGIN), text.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{}{}", &text[..b], s.trim_end(), &text[e + END.len()..])
+        }
+        _ => format!(
+            "{}\n\n## Through the apiserver: no admission, ValidatingAdmissionPolicy, gitops-guard\n\n{s}",
+            text.trim_end()
+        ),
+    };
+    std::fs::write(&path, updated).map_err(|e| e.to_string())
+}

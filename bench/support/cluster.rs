@@ -1,0 +1,101 @@
+//! The local control plane (scripts/up.sh) as the benchmarks drive it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+pub struct Env {
+    pub root: PathBuf,
+    pub run: PathBuf,
+}
+
+impl Env {
+    pub fn kubectl(&self, who: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+        let mut cmd = Command::new(self.root.join("tests/cluster/bin/kubectl"));
+        cmd.args(args)
+            .env(
+                "KUBECONFIG",
+                self.run.join(format!("cluster/{who}.kubeconfig")),
+            )
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            pipe.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    pub fn env_value(&self, file: &str, key: &str) -> String {
+        std::fs::read_to_string(self.run.join(file))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    pub fn script(&self, name: &str, action: &str) -> bool {
+        Command::new(self.root.join("scripts").join(name))
+            .arg(action)
+            .arg(&self.run)
+            .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+/// Starts the control plane, guard, registries and Alertmanager in `run`.
+pub fn up(name: &str) -> Result<Env, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let run = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let up = Command::new(root.join("scripts/up.sh"))
+        .arg(&run)
+        .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
+        .stdout(Stdio::null())
+        .status();
+    let env = Env { root, run };
+    if up.is_ok_and(|s| s.success()) {
+        Ok(env)
+    } else {
+        env.down();
+        Err("scripts/up.sh failed".into())
+    }
+}
+
+impl Env {
+    pub fn down(&self) {
+        let _ = Command::new(self.root.join("scripts/down.sh"))
+            .arg(&self.run)
+            .status();
+    }
+}
+
+/// Resident set size of a process, in KiB (0 when it is gone).
+pub fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Env {
+    /// The guard's RSS in MiB.
+    pub fn guard_rss_mib(&self) -> f64 {
+        let pid = std::fs::read_to_string(self.run.join("pids/guard.pid")).unwrap_or_default();
+        rss_kib(pid.trim()) as f64 / 1024.0
+    }
+}
