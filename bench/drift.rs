@@ -172,8 +172,13 @@ fn ready_and_rss(env: &Env, total: usize, existing: &mut usize) -> Result<(), St
     std::thread::sleep(Duration::from_secs(2));
     let pid = std::fs::read_to_string(env.run.join("pids/guard.pid")).unwrap_or_default();
     let rss = cluster::rss_kib(pid.trim());
+    // CPU at idle: nothing changes in the cluster for 30 s.
+    let (cpu, window) = (cluster::cpu_seconds(pid.trim()), Duration::from_secs(30));
+    std::thread::sleep(window);
+    let idle = (cluster::cpu_seconds(pid.trim()) - cpu) / window.as_secs_f64() * 100.0;
     println!(
-        "{total:>6} owned ConfigMaps: drift watchers synced {ready:?} after start, RSS {:.1} MiB",
+        "{total:>6} owned ConfigMaps: drift watchers synced {ready:?} after start, RSS {:.1} MiB, \
+         CPU at idle {idle:.2} % of a core (30 s)",
         rss as f64 / 1024.0
     );
     Ok(())
