@@ -13,6 +13,7 @@
 #[path = "../support/cluster.rs"]
 mod cluster;
 mod metrics;
+mod null;
 mod workload;
 
 use std::{fmt::Write, path::Path, time::Duration};
@@ -35,6 +36,7 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
 enum Setup {
     None,
     Policy,
+    NullWebhook,
     Webhook,
 }
 
@@ -43,12 +45,13 @@ impl Setup {
         match self {
             Setup::None => "no admission",
             Setup::Policy => "ValidatingAdmissionPolicy (CEL)",
+            Setup::NullWebhook => "null webhook (allow, same TLS stack)",
             Setup::Webhook => "gitops-guard webhook",
         }
     }
 }
 
-fn configure(env: &Env, setup: Setup) -> Result<(), String> {
+fn configure(env: &Env, setup: Setup, null: &str) -> Result<(), String> {
     let vap = env
         .root
         .join("bench/apiserver/vap.yaml")
@@ -66,8 +69,21 @@ fn configure(env: &Env, setup: Setup) -> Result<(), String> {
         ],
         None,
     );
+    let _ = env.kubectl(
+        "admin",
+        &[
+            "delete",
+            "--ignore-not-found",
+            "validatingwebhookconfiguration",
+            "bench-null",
+        ],
+        None,
+    );
     match setup {
         Setup::None => {}
+        Setup::NullWebhook => {
+            env.kubectl("admin", &["apply", "-f", "-"], Some(null))?;
+        }
         Setup::Policy => {
             env.kubectl("admin", &["apply", "-f", &vap], None)?;
         }
@@ -124,9 +140,16 @@ fn measure(
     let idle = env.guard_rss_mib();
     println!("gitops-guard RSS, idle after start: {idle:.1} MiB");
     workload::prepare(env)?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let null = rt.block_on(null::start(dir.path()))?;
     let mut rows = Vec::new();
-    for setup in [Setup::None, Setup::Policy, Setup::Webhook] {
-        configure(env, setup)?;
+    for setup in [
+        Setup::None,
+        Setup::Policy,
+        Setup::NullWebhook,
+        Setup::Webhook,
+    ] {
+        configure(env, setup, &null)?;
         for &concurrency in concurrency {
             for who in ["kustomize-controller", "alice"] {
                 // Warm connections, caches and the apiserver's informers first.
