@@ -33,6 +33,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy,
         kubeconfig,
         request_timeout,
+        max_in_flight,
         header_read_timeout,
         cert_reload_interval,
         shutdown_delay,
@@ -129,7 +130,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .http_builder()
         .http1()
         .header_read_timeout(Some(header_read_timeout));
+    let shed_metrics = guard.metrics.clone();
     let app = server::router(guard, request_timeout).merge(serve::router(pinner));
+    let app = server::shed(app, max_in_flight, &shed_metrics);
     let webhook = tokio::spawn(webhook.serve(app.into_make_service()));
     readiness.listener_bound.store(true, Ordering::Release);
     tracing::info!(%listen, %admin_listen, "serving");

@@ -151,6 +151,10 @@ pub struct ServeArgs {
     /// Deadline for one review; keep it below the webhook's timeoutSeconds.
     #[arg(long, env = "GITOPS_GUARD_REQUEST_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Reviews answered at once; more are refused with 503 at once (the
+    /// apiserver applies the webhook's failurePolicy) instead of queueing.
+    #[arg(long, env = "GITOPS_GUARD_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
     /// Time a client gets to send request headers.
     #[arg(long, env = "GITOPS_GUARD_HEADER_READ_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
@@ -173,6 +177,9 @@ impl ServeArgs {
                 "--request-timeout must be between 1ms and 29s (webhooks time out at 30s at most)"
                     .into(),
             );
+        }
+        if self.max_in_flight == 0 {
+            return Err("--max-in-flight must be at least 1".into());
         }
         if self.listen == self.admin_listen {
             return Err("--admin-listen must differ from --listen".into());

@@ -19,6 +19,8 @@ pub struct AdmissionMetrics {
     pub in_flight: IntGauge,
     pub invalid: IntCounterVec,
     pub break_glass_uses: IntCounterVec,
+    /// Reviews refused at once because `--max-in-flight` were being answered.
+    pub shed: prometheus::IntCounter,
 }
 
 impl AdmissionMetrics {
@@ -62,13 +64,19 @@ impl AdmissionMetrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(invalid.clone()))?;
+        let shed = prometheus::IntCounter::new(
+            "gitops_guard_admission_shed_total",
+            "Reviews refused with 503 because --max-in-flight reviews were in progress.",
+        )?;
         registry.register(Box::new(break_glass_uses.clone()))?;
+        registry.register(Box::new(shed.clone()))?;
         Ok(Self {
             requests,
             duration,
             in_flight,
             invalid,
             break_glass_uses,
+            shed,
         })
     }
 }

@@ -69,6 +69,28 @@ pub fn router(guard: Guard, request_timeout: Duration) -> Router {
         .with_state(guard)
 }
 
+/// Sheds load past `max_in_flight` concurrent reviews (one limit for every
+/// route) with a fast 503, counted; nothing queues, so a flood cannot grow
+/// memory or latency.
+pub fn shed(app: Router, max_in_flight: usize, metrics: &AdmissionMetrics) -> Router {
+    let shed = metrics.shed.clone();
+    let refuse = move |_: tower::BoxError| {
+        shed.inc();
+        std::future::ready((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gitops-guard is at --max-in-flight",
+        ))
+    };
+    app.layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(refuse))
+            .layer(tower::load_shed::LoadShedLayer::new())
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                max_in_flight,
+            )),
+    )
+}
+
 pub fn is_json(headers: &HeaderMap) -> bool {
     let value = headers
         .get(CONTENT_TYPE)
