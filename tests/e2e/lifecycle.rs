@@ -187,6 +187,17 @@ pub fn the_apiserver_and_check_agree(c: &Cluster) -> Outcome {
 pub fn with_the_guard_down_owned_writes_fail_and_others_go_on(c: &Cluster) -> Outcome {
     let ns = c.namespace("e2e-outage", &[])?;
     flux_apply(c, &flux_deployment(&ns, 1))?;
+    // A robot account (a created token, not bound to a Pod: the requests
+    // the identities entry sends to the guard) allowed to write here.
+    let robot = format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: robot, namespace: {ns}}}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: robot, namespace: {ns}}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}}\n\
+         subjects: [{{kind: ServiceAccount, name: robot, namespace: {ns}}}]\n"
+    );
+    c.kubectl_stdin("admin", &["apply", "-f", "-"], &robot)
+        .allowed("the robot account")?;
+    let _ = c.kubectl("admin", &["create", "namespace", "gitops-guard"]);
     c.guard("stop")?;
     let result = outage_checks(c, &ns);
     c.guard("start")?;
@@ -221,6 +232,29 @@ fn outage_checks(c: &Cluster, ns: &str) -> Outcome {
         &["create", "configmap", "e2e-outage", "-n", "kube-system"],
     )
     .allowed("kube-system write")?;
+    // No self-deadlock: the guard's own namespace (even owned objects),
+    // and unowned writes, leases and events by a token not bound to a Pod.
+    let owned = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: outage\n  namespace: gitops-guard\n  labels:\n    \
+         kustomize.toolkit.fluxcd.io/name: gitops-guard\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\n"
+    );
+    c.kubectl_stdin("alice", &["apply", "-f", "-"], &owned)
+        .allowed("an owned write in the guard's own namespace")?;
+    let robot = |args: &[&str]| c.kubectl_as_service_account(ns, "robot", args, "");
+    robot(&["create", "configmap", "robot-unowned", "-n", ns])
+        .allowed("an unowned write by a token not bound to a Pod")?;
+    let lease = format!(
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {{name: robot, namespace: {ns}}}\n\
+         spec: {{holderIdentity: robot, leaseDurationSeconds: 15}}\n"
+    );
+    c.kubectl_as_service_account(ns, "robot", &["apply", "-f", "-"], &lease)
+        .allowed("a lease by a token not bound to a Pod")?;
+    let event = format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: robot, namespace: {ns}}}\n\
+         involvedObject: {{kind: ConfigMap, name: robot-unowned, namespace: {ns}}}\nreason: Test\nmessage: outage\n"
+    );
+    c.kubectl_as_service_account(ns, "robot", &["apply", "-f", "-"], &event)
+        .allowed("an event by a token not bound to a Pod")?;
     Ok(())
 }
 
