@@ -234,11 +234,9 @@ fn outage_checks(c: &Cluster, ns: &str) -> Outcome {
     .allowed("kube-system write")?;
     // No self-deadlock: the guard's own namespace (even owned objects),
     // and unowned writes, leases and events by a token not bound to a Pod.
-    let owned = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: outage\n  namespace: gitops-guard\n  labels:\n    \
-         kustomize.toolkit.fluxcd.io/name: gitops-guard\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\n"
-    );
-    c.kubectl_stdin("alice", &["apply", "-f", "-"], &owned)
+    let owned = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: outage\n  namespace: gitops-guard\n  labels:\n    \
+         kustomize.toolkit.fluxcd.io/name: gitops-guard\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\n";
+    c.kubectl_stdin("alice", &["apply", "-f", "-"], owned)
         .allowed("an owned write in the guard's own namespace")?;
     let robot = |args: &[&str]| c.kubectl_as_service_account(ns, "robot", args, "");
     robot(&["create", "configmap", "robot-unowned", "-n", ns])
