@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pin;
 pub mod policy;
 pub mod server;
+pub mod table;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tls;

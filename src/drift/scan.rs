@@ -95,38 +95,17 @@ pub fn table(rows: &[Row]) -> String {
         "WHEN",
         "FIELDS",
     ];
-    let cells: Vec<[String; 7]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.kind.clone(),
-                r.namespace.clone(),
-                r.name.clone(),
-                r.owner.clone(),
-                format!("{} ({})", r.field_manager, r.operation),
-                r.changed_at.clone(),
-                r.fields.join(","),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |items: &[&str]| {
-        let padded: Vec<String> = items
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        padded.join("  ").trim_end().to_owned()
-    };
-    let mut out = vec![line(&header)];
-    for row in &cells {
-        let refs: Vec<&str> = row.iter().map(String::as_str).collect();
-        out.push(line(&refs));
-    }
-    out.join("\n")
+    let mut cells = vec![header.map(str::to_owned)];
+    cells.extend(rows.iter().map(|r| {
+        [
+            r.kind.clone(),
+            r.namespace.clone(),
+            r.name.clone(),
+            r.owner.clone(),
+            format!("{} ({})", r.field_manager, r.operation),
+            r.changed_at.clone(),
+            r.fields.join(","),
+        ]
+    }));
+    crate::table::columns(&cells).join("\n")
 }
