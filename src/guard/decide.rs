@@ -129,15 +129,9 @@ fn decide_scale(
         req.namespace(),
         &req.name,
     );
-    let subject = Subject::of(req);
-    let Some(parent) = parent else {
-        if view.is_synced() {
-            return Decision::allow(Reason::Unowned);
-        }
-        let text = || message::not_synced(&subject);
-        return apply_mode(policy, view, req, Reason::ViewNotSynced, text, text);
-    };
-    let Some(owner) = owner_of(policy, parent) else {
+    // `decide` answered already if the view is still loading: an unknown
+    // parent here is one the cluster does not have.
+    let Some(owner) = parent.and_then(|p| owner_of(policy, p)) else {
         return Decision::allow(Reason::Unowned);
     };
     if reconcilers(policy, view, &owner).contains(user) {
@@ -152,7 +146,7 @@ fn decide_scale(
             owner,
             reason: Reason::NotReconciler,
             key: None,
-            subject,
+            subject: Subject::of(req),
         },
     )
 }
