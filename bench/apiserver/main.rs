@@ -14,9 +14,11 @@
 mod cluster;
 mod metrics;
 mod null;
+#[path = "../support/results.rs"]
+mod results_file;
 mod workload;
 
-use std::{fmt::Write, path::Path, time::Duration};
+use std::{fmt::Write, time::Duration};
 
 use cluster::Env;
 use workload::Outcome;
@@ -217,16 +219,10 @@ fn write(rows: &[Row], rss: &str, requests: usize) -> Result<(), String> {
         let _ = writeln!(s, "{}", line(r, base.filter(|_| r.setup != Setup::None)));
     }
     let _ = writeln!(s, "\n{rss}\n{END}");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
-    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-    let updated = match (text.find(BEGIN), text.find(END)) {
-        (Some(b), Some(e)) if b < e => {
-            format!("{}{}{}", &text[..b], s.trim_end(), &text[e + END.len()..])
-        }
-        _ => format!(
-            "{}\n\n## Through the apiserver: no admission, ValidatingAdmissionPolicy, gitops-guard\n\n{s}",
-            text.trim_end()
-        ),
-    };
-    std::fs::write(&path, updated).map_err(|e| e.to_string())
+    results_file::write_section(
+        BEGIN,
+        END,
+        "## Through the apiserver: no admission, ValidatingAdmissionPolicy, gitops-guard",
+        &s,
+    )
 }

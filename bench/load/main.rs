@@ -13,6 +13,9 @@ mod registry;
 #[path = "../support/reviews.rs"]
 mod reviews;
 
+#[path = "../support/results.rs"]
+mod results_file;
+
 mod client;
 mod plot;
 mod results;

@@ -108,19 +108,10 @@ pub fn write(runs: &[Run], concurrency: usize, rate: u64, seconds: u64) -> Resul
         section,
         "\n![/validate latency percentiles](load.svg)\n{END}"
     );
-    let path = root.join("bench/RESULTS.md");
-    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-    let updated = match (text.find(BEGIN), text.find(END)) {
-        (Some(b), Some(e)) if b < e => format!(
-            "{}{}{}",
-            &text[..b],
-            section.trim_end(),
-            &text[e + END.len()..]
-        ),
-        _ => format!(
-            "{}\n## Load over TLS: gitops-guard against the null webhook\n\n{section}",
-            text.trim_end()
-        ),
-    };
-    std::fs::write(&path, updated).map_err(|e| e.to_string())
+    super::results_file::write_section(
+        BEGIN,
+        END,
+        "## Load over TLS: gitops-guard against the null webhook",
+        &section,
+    )
 }
