@@ -17,11 +17,10 @@ pub fn alertmanager(c: &Cluster) -> Result<String, String> {
         .ok_or_else(|| "ALERTMANAGER_URL missing from guard.env".into())
 }
 
-/// Active GitOpsDrift alerts for a namespace, as Alertmanager's API lists them.
-pub fn drift_alerts(base: &str, namespace: &str) -> Result<Vec<Value>, String> {
-    let url = format!(
-        "{base}/api/v2/alerts?active=true&silenced=false&inhibited=false&filter=alertname%3D%22GitOpsDrift%22&filter=namespace%3D%22{namespace}%22"
-    );
+/// Active alerts matching `filters` (`key%3D%22value%22`), as Alertmanager's API lists them.
+fn active_alerts(base: &str, filters: &[String]) -> Result<Vec<Value>, String> {
+    let query: String = filters.iter().map(|f| format!("&filter={f}")).collect();
+    let url = format!("{base}/api/v2/alerts?active=true&silenced=false&inhibited=false{query}");
     let out = Command::new("curl")
         .args(["-sf", "--max-time", "5", &url])
         .output()
@@ -31,6 +30,15 @@ pub fn drift_alerts(base: &str, namespace: &str) -> Result<Vec<Value>, String> {
     }
     let alerts: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     Ok(alerts.as_array().cloned().unwrap_or_default())
+}
+
+/// Active GitOpsDrift alerts for a namespace.
+pub fn drift_alerts(base: &str, namespace: &str) -> Result<Vec<Value>, String> {
+    let filters = [
+        "alertname%3D%22GitOpsDrift%22".to_owned(),
+        format!("namespace%3D%22{namespace}%22"),
+    ];
+    active_alerts(base, &filters)
 }
 
 /// Flux's apply, which takes fields back from other managers.
@@ -122,15 +130,7 @@ pub fn a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when
 
 /// Active alerts named `alertname` (any namespace).
 pub fn alerts_named(base: &str, alertname: &str) -> Result<Vec<Value>, String> {
-    let url = format!(
-        "{base}/api/v2/alerts?active=true&silenced=false&inhibited=false&filter=alertname%3D%22{alertname}%22"
-    );
-    let out = Command::new("curl")
-        .args(["-sf", "--max-time", "5", &url])
-        .output()
-        .map_err(|e| format!("curl: {e}"))?;
-    let alerts: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    Ok(alerts.as_array().cloned().unwrap_or_default())
+    active_alerts(base, &[format!("alertname%3D%22{alertname}%22")])
 }
 
 /// Takes the webhook away: runs alone.
