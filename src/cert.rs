@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    PublicKeyData, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -21,6 +22,8 @@ pub enum CertError {
     InvalidRequest(&'static str),
     #[error("invalid DNS name {name:?}: {source}")]
     InvalidDnsName { name: String, source: rcgen::Error },
+    #[error("CA {what}: {reason}")]
+    InvalidCa { what: &'static str, reason: String },
     #[error("generating certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("writing {}: {source}", path.display())]
@@ -56,6 +59,9 @@ pub struct Bundle {
     pub cert_pem: String,
     /// The serving certificate's PKCS#8 private key.
     pub key_pem: String,
+    /// The CA's private key when the CA was made here; `None` when an
+    /// existing CA signed (its key stays where it was).
+    pub ca_key_pem: Option<String>,
 }
 
 /// Not-before is backdated so that a slightly slow apiserver clock accepts
@@ -78,7 +84,57 @@ pub fn generate(req: &CertRequest) -> Result<Bundle> {
         ca_pem: ca.pem(),
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
+        ca_key_pem: Some(ca.key().serialize_pem()),
     })
+}
+
+/// An existing CA, PEM encoded, to sign a new serving certificate with.
+#[derive(Debug, Clone, Copy)]
+pub struct Ca<'a> {
+    pub cert_pem: &'a str,
+    pub key_pem: &'a str,
+}
+
+/// Issues a new serving certificate signed by an existing CA: a leaf
+/// rotation that leaves `caBundle` alone. The bundle's `ca_pem` is that CA.
+pub fn renew(req: &CertRequest, ca: Ca<'_>) -> Result<Bundle> {
+    validate(req)?;
+    let invalid = |what, reason: String| CertError::InvalidCa { what, reason };
+    let ca_key = KeyPair::from_pem(ca.key_pem)
+        .map_err(|e| invalid("key", format!("not a usable PEM private key ({e})")))?;
+    let spki = ca_public_key(ca.cert_pem).map_err(|reason| invalid("certificate", reason))?;
+    if spki != ca_key.subject_public_key_info() {
+        return Err(invalid("key", "does not match the CA certificate".into()));
+    }
+    let issuer = Issuer::from_ca_cert_pem(ca.cert_pem, ca_key)
+        .map_err(|e| invalid("certificate", e.to_string()))?;
+    let now = OffsetDateTime::now_utc();
+    let window = (
+        now - CLOCK_SKEW,
+        now + Duration::days(i64::from(req.validity_days)),
+    );
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let cert = leaf_params(req, window)?.signed_by(&key, &issuer)?;
+    Ok(Bundle {
+        ca_pem: ca.cert_pem.to_string(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        ca_key_pem: None,
+    })
+}
+
+/// The SubjectPublicKeyInfo (DER) of the first certificate in `pem`, which
+/// must be a CA.
+fn ca_public_key(pem: &str) -> std::result::Result<Vec<u8>, String> {
+    let (_, block) =
+        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| format!("not PEM ({e})"))?;
+    let cert = block
+        .parse_x509()
+        .map_err(|e| format!("not an X.509 certificate ({e})"))?;
+    if !cert.is_ca() {
+        return Err("is not a CA (basicConstraints cA is not set)".into());
+    }
+    Ok(cert.public_key().raw.to_vec())
 }
 
 type Window = (OffsetDateTime, OffsetDateTime);
@@ -157,8 +213,9 @@ fn common_name(cn: &str) -> DistinguishedName {
     dn
 }
 
-/// Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into `out`, creating
-/// the directory. Existing files are replaced.
+/// Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600), and `ca.key` (mode
+/// 0600) for a CA made here, into `out`, creating the directory. Existing
+/// files are replaced.
 pub fn write(bundle: &Bundle, out: &Path) -> Result<()> {
     fs::create_dir_all(out).map_err(|source| CertError::Write {
         path: out.to_path_buf(),
@@ -166,7 +223,11 @@ pub fn write(bundle: &Bundle, out: &Path) -> Result<()> {
     })?;
     write_file(&out.join("ca.crt"), &bundle.ca_pem, 0o644)?;
     write_file(&out.join("tls.crt"), &bundle.cert_pem, 0o644)?;
-    write_file(&out.join("tls.key"), &bundle.key_pem, 0o600)
+    write_file(&out.join("tls.key"), &bundle.key_pem, 0o600)?;
+    match &bundle.ca_key_pem {
+        Some(ca_key) => write_file(&out.join("ca.key"), ca_key, 0o600),
+        None => Ok(()),
+    }
 }
 
 fn write_file(path: &Path, contents: &str, mode: u32) -> Result<()> {

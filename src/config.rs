@@ -158,8 +158,9 @@ pub struct ServeArgs {
     /// Time a client gets to send request headers.
     #[arg(long, env = "GITOPS_GUARD_HEADER_READ_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
-    /// Re-read the certificate at least this often (file events also trigger it).
-    #[arg(long, env = "GITOPS_GUARD_CERT_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    /// Re-read the certificate at least this often (file events also trigger
+    /// it); unchanged files cost a read and a compare.
+    #[arg(long, env = "GITOPS_GUARD_CERT_RELOAD_INTERVAL", default_value = "4s", value_parser = parse_duration)]
     pub cert_reload_interval: Duration,
     /// On SIGTERM, keep accepting this long (endpoints catch up), then drain.
     #[arg(long, env = "GITOPS_GUARD_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
@@ -242,4 +243,11 @@ pub struct CertArgs {
     /// Directory to write ca.crt, tls.crt and tls.key to.
     #[arg(long)]
     pub out: PathBuf,
+    /// Sign with this existing CA certificate instead of a new throwaway CA
+    /// (a leaf rotation: caBundle stays as it is). Needs --ca-key.
+    #[arg(long, requires = "ca_key")]
+    pub ca_cert: Option<PathBuf>,
+    /// The private key of --ca-cert (PEM).
+    #[arg(long, requires = "ca_cert")]
+    pub ca_key: Option<PathBuf>,
 }

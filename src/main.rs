@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use gitops_guard::{
     app, cert, check,
@@ -163,7 +164,20 @@ fn write_cert(args: &CertArgs) -> anyhow::Result<()> {
         ips: args.ips.clone(),
         validity_days: args.days,
     };
-    let bundle = cert::generate(&request)?;
+    let bundle = match (&args.ca_cert, &args.ca_key) {
+        (Some(cert_path), Some(key_path)) => {
+            let read = |path: &std::path::PathBuf, flag: &str| {
+                std::fs::read_to_string(path).with_context(|| format!("{flag} {}", path.display()))
+            };
+            let (cert_pem, key_pem) = (read(cert_path, "--ca-cert")?, read(key_path, "--ca-key")?);
+            let ca = cert::Ca {
+                cert_pem: &cert_pem,
+                key_pem: &key_pem,
+            };
+            cert::renew(&request, ca)?
+        }
+        _ => cert::generate(&request)?,
+    };
     cert::write(&bundle, &args.out)?;
     println!("{}", cert::ca_bundle_base64(&bundle));
     Ok(())

@@ -109,11 +109,13 @@ fn write_lays_out_a_tls_secret_with_a_private_key_file() {
     assert_eq!(read("ca.crt"), bundle.ca_pem);
     assert_eq!(read("tls.crt"), bundle.cert_pem);
     assert_eq!(read("tls.key"), bundle.key_pem);
+    assert_eq!(Some(read("ca.key")), bundle.ca_key_pem);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = |f: &str| fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode("tls.key"), 0o600);
+        assert_eq!(mode("ca.key"), 0o600);
         fs::set_permissions(out.join("tls.key"), fs::Permissions::from_mode(0o644)).unwrap();
         write(&bundle, &out).unwrap();
         assert_eq!(mode("tls.key"), 0o600, "an existing key is narrowed");
@@ -127,4 +129,64 @@ fn the_ca_bundle_is_the_base64_of_the_ca_pem() {
         .decode(ca_bundle_base64(&bundle))
         .unwrap();
     assert_eq!(decoded, bundle.ca_pem.as_bytes());
+}
+
+fn ca_of(bundle: &Bundle) -> Ca<'_> {
+    Ca {
+        cert_pem: &bundle.ca_pem,
+        key_pem: bundle.ca_key_pem.as_deref().unwrap(),
+    }
+}
+
+#[test]
+fn a_renewed_leaf_is_new_and_signed_by_the_same_ca() {
+    let first = generate(&request()).unwrap();
+    let renewed = renew(&request(), ca_of(&first)).unwrap();
+    assert_eq!(renewed.ca_pem, first.ca_pem);
+    assert_eq!(renewed.ca_key_pem, None, "the CA key is not copied out");
+    assert_ne!(renewed.cert_pem, first.cert_pem);
+    assert_ne!(renewed.key_pem, first.key_pem);
+    verify(
+        &first.ca_pem,
+        &renewed.cert_pem,
+        "gitops-guard.guard-system.svc",
+    )
+    .unwrap();
+}
+
+#[test]
+fn renewing_with_a_key_that_is_not_the_cas_is_refused() {
+    let (first, other) = (generate(&request()).unwrap(), generate(&request()).unwrap());
+    let ca = Ca {
+        cert_pem: &first.ca_pem,
+        key_pem: other.ca_key_pem.as_deref().unwrap(),
+    };
+    let error = renew(&request(), ca).unwrap_err().to_string();
+    assert_eq!(error, "CA key: does not match the CA certificate");
+}
+
+#[test]
+fn renewing_with_a_leaf_or_garbage_as_the_ca_is_refused() {
+    let first = generate(&request()).unwrap();
+    let leaf_as_ca = Ca {
+        cert_pem: &first.cert_pem,
+        key_pem: &first.key_pem,
+    };
+    let error = renew(&request(), leaf_as_ca).unwrap_err().to_string();
+    assert!(error.contains("is not a CA"), "{error}");
+    let garbage = Ca {
+        cert_pem: "garbage",
+        key_pem: first.ca_key_pem.as_deref().unwrap(),
+    };
+    let error = renew(&request(), garbage).unwrap_err().to_string();
+    assert!(error.starts_with("CA certificate: not PEM"), "{error}");
+    let bad_key = Ca {
+        cert_pem: &first.ca_pem,
+        key_pem: "garbage",
+    };
+    let error = renew(&request(), bad_key).unwrap_err().to_string();
+    assert!(
+        error.starts_with("CA key: not a usable PEM private key"),
+        "{error}"
+    );
 }

@@ -252,3 +252,45 @@ fn the_monitoring_manifests_only_use_metrics_the_guard_exports() {
     }
     assert!(checked > 10, "only {checked} metric references found");
 }
+
+#[test]
+fn cert_with_an_existing_ca_renews_the_leaf_and_keeps_the_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    let path = |p: &Path| p.to_str().unwrap_or_default().to_owned();
+    let made = guard(&["cert", "--out", &path(&first)]);
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let (ca_cert, ca_key) = (first.join("ca.crt"), first.join("ca.key"));
+    let renewed = guard(&[
+        "cert",
+        "--out",
+        &path(&second),
+        "--ca-cert",
+        &path(&ca_cert),
+        "--ca-key",
+        &path(&ca_key),
+    ]);
+    assert_eq!(renewed.status.code(), Some(0), "{}", text(&renewed.stderr));
+    assert_eq!(renewed.stdout, made.stdout, "the same caBundle is printed");
+    let read = |p: PathBuf| std::fs::read(p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read(second.join("ca.crt")), read(first.join("ca.crt")));
+    assert_ne!(read(second.join("tls.crt")), read(first.join("tls.crt")));
+    assert!(
+        !second.join("ca.key").exists(),
+        "the CA key stays where it was"
+    );
+
+    let half = guard(&[
+        "cert",
+        "--out",
+        &path(&second),
+        "--ca-cert",
+        &path(&ca_cert),
+    ]);
+    assert_eq!(half.status.code(), Some(2));
+    assert!(
+        text(&half.stderr).contains("--ca-key"),
+        "{}",
+        text(&half.stderr)
+    );
+}

@@ -4,7 +4,11 @@
 
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+
+#[path = "support/secret_volume.rs"]
+mod secret_volume;
+use secret_volume::SecretVolume;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +22,6 @@ use rstest::rstest;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
-use tempfile::TempDir;
 use tokio::time::Instant;
 
 const HOST: &str = "gitops-guard.gitops-guard.svc";
@@ -44,55 +47,6 @@ fn der(pem: &str) -> Vec<u8> {
     CertificateDer::from_pem_slice(pem.as_bytes())
         .unwrap()
         .to_vec()
-}
-
-/// A directory laid out as the kubelet lays out a Secret volume.
-struct SecretVolume {
-    dir: TempDir,
-}
-
-impl SecretVolume {
-    fn new(bundle: &Bundle) -> Self {
-        let volume = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        volume.write_version(
-            "..2026_a",
-            bundle.cert_pem.as_bytes(),
-            bundle.key_pem.as_bytes(),
-        );
-        symlink("..2026_a", volume.path("..data")).unwrap();
-        symlink("..data/tls.crt", volume.cert()).unwrap();
-        symlink("..data/tls.key", volume.key()).unwrap();
-        volume
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.path("tls.crt")
-    }
-
-    fn key(&self) -> PathBuf {
-        self.path("tls.key")
-    }
-
-    fn write_version(&self, version: &str, cert: &[u8], key: &[u8]) {
-        let dir = self.path(version);
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join("tls.crt"), cert).unwrap();
-        std::fs::write(dir.join("tls.key"), key).unwrap();
-    }
-
-    /// What the kubelet does on a Secret update: a new timestamped
-    /// directory, then `..data` replaced atomically by a rename.
-    fn swap_to(&self, version: &str, cert: &[u8], key: &[u8]) {
-        self.write_version(version, cert, key);
-        symlink(version, self.path("..data_tmp")).unwrap();
-        std::fs::rename(self.path("..data_tmp"), self.path("..data")).unwrap();
-    }
 }
 
 struct Server {
