@@ -7,14 +7,19 @@
 //! path printed.
 
 mod admission;
+mod balancer;
 mod cluster;
 mod drift;
 mod lifecycle;
+#[path = "../../bench/load/client.rs"]
+#[allow(dead_code)]
+mod load_client;
 mod namespaces;
 mod pinning;
 #[path = "../support/registry.rs"]
 mod registry;
 mod resilience;
+mod rolling;
 mod tenancy;
 
 use std::process::ExitCode;
@@ -169,6 +174,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 
 /// Take the webhook away: each runs alone, after everything else.
 const ALONE: &[(&str, Scenario)] = &[
+    (
+        "restarting_each_of_two_instances_under_load_fails_no_review",
+        rolling::restarting_each_of_two_instances_under_load_fails_no_review,
+    ),
     (
         "the_alert_keeps_firing_while_the_guard_restarts",
         resilience::the_alert_keeps_firing_while_the_guard_restarts,

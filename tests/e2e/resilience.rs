@@ -96,7 +96,7 @@ fn admin_metric(port: u16, name: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-fn guard_env_port(c: &Cluster, key: &str) -> Result<u16, String> {
+pub fn guard_env_port(c: &Cluster, key: &str) -> Result<u16, String> {
     let env = std::fs::read_to_string(c.run.join("guard.env")).map_err(|e| e.to_string())?;
     env.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
@@ -104,9 +104,21 @@ fn guard_env_port(c: &Cluster, key: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("{key} missing from guard.env"))
 }
 
-/// A second guard process with its own ports, the same Lease and Alertmanager.
-fn second_guard(c: &Cluster, port: u16, admin: u16) -> Result<Child, String> {
-    let log = std::fs::File::create(c.run.join("logs/guard-2.log")).map_err(|e| e.to_string())?;
+/// Another guard process with its own ports and `extra` flags, the same
+/// Lease and Alertmanager, logging to `logs/guard-{name}.log`.
+pub fn extra_guard(
+    c: &Cluster,
+    name: &str,
+    port: u16,
+    admin: u16,
+    extra: &[&str],
+) -> Result<Child, String> {
+    let log_path = c.run.join(format!("logs/guard-{name}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(|e| e.to_string())?;
     let am = format!("{}/", alertmanager(c)?);
     Command::new(env!("CARGO_BIN_EXE_gitops-guard"))
         .args([
@@ -132,6 +144,7 @@ fn second_guard(c: &Cluster, port: u16, admin: u16) -> Result<Child, String> {
             "--lease-namespace",
             "default",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -142,7 +155,7 @@ pub fn two_guards_elect_one_sender_and_the_other_takes_over_when_it_stops(c: &Cl
     let base = alertmanager(c)?;
     let first = guard_env_port(c, "ADMIN_PORT")?;
     let (port, second) = (first + 101, first + 102);
-    let mut other = second_guard(c, port, second)?;
+    let mut other = extra_guard(c, "2", port, second, &[])?;
     let result = (|| {
         let leader = |p: u16| admin_metric(p, "gitops_guard_leader") == Some(1.0);
         eventually(Duration::from_secs(30), || {
