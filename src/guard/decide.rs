@@ -20,7 +20,7 @@ use crate::{
 
 pub fn decide(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Timestamp) -> Decision {
     let user = req.user_info.username.as_ref();
-    if req.sub_resource() == "status" {
+    if req.sub_resource() == "status" && !changes_markers(policy, req) {
         return Decision::allow(Reason::StatusWrite);
     }
     if policy.system_actors.always.iter().any(|a| a == user) {
@@ -48,6 +48,19 @@ pub fn decide(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Times
             Decision::Allow { reason, warnings }
         }
         other => other,
+    }
+}
+
+/// Whether an UPDATE adds, changes or removes an ownership marker or escape
+/// hatch. The apiserver keeps metadata changes made through `/status` for
+/// most kinds (a Deployment's status strategy resets only spec and labels),
+/// so a status write that touches these is judged like any other change.
+fn changes_markers(policy: &Policy, req: &Request<'_>) -> bool {
+    let old = req.old_object.as_ref().map(|o| &o.metadata);
+    let new = req.object.as_ref().map(|o| &o.metadata);
+    match (old, new) {
+        (Some(old), Some(new)) => changed_protected_key(policy, old, new).is_some(),
+        _ => false,
     }
 }
 

@@ -176,6 +176,13 @@ fn run(rev: Rev, view: &ClusterView) -> Decision {
     Rev::delete().namespace("dying").old(flux()), true, Reason::TerminatingNamespace)]
 #[case::unowned_objects_are_anyones(Rev::update().both(obj()), true, Reason::Unowned)]
 #[case::status_writes_are_allowed(Rev::update().sub("status").both(flux()), true, Reason::StatusWrite)]
+#[case::a_status_write_that_disables_reconciliation_is_denied(
+    Rev::update().sub("status").old(flux())
+        .new_obj(flux().annotation("kustomize.toolkit.fluxcd.io/reconcile", "disabled")), false, Reason::EscapeHatch)]
+#[case::a_status_write_that_drops_argo_tracking_is_denied(
+    Rev::update().sub("status").old(obj().tracked_by_argo("shop")).new_obj(obj()), false, Reason::EscapeHatch)]
+#[case::the_reconciler_may_write_status_with_its_markers(
+    Rev::update().sub("status").old(obj()).new_obj(flux()).by(KUSTOMIZE), true, Reason::Reconciler)]
 #[case::a_human_kubectl_scale_of_an_owned_deployment_is_denied(
     Rev::scale(),
     false,

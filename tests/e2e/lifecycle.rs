@@ -253,6 +253,25 @@ fn outage_checks(c: &Cluster, ns: &str) -> Outcome {
     );
     c.kubectl_as_service_account(ns, "robot", &["apply", "-f", "-"], &event)
         .allowed("an event by a token not bound to a Pod")?;
+    redeploy(c)
+}
+
+/// With no guard answering, the installation itself goes back in through
+/// the same apiserver: everything `kubectl apply -k manifests` creates
+/// (Deployment, Service, RBAC, PDB, webhook configurations), then the local
+/// registration the suite runs with.
+fn redeploy(c: &Cluster) -> Outcome {
+    let manifests = c.root.join("manifests").display().to_string();
+    let rendered = c
+        .kubectl("admin", &["kustomize", &manifests])
+        .allowed("kubectl kustomize manifests")?;
+    c.kubectl_stdin("admin", &["apply", "-f", "-"], &rendered.stdout)
+        .allowed("redeploying the guard while it is down")?
+        .mentions("deployment.apps/gitops-guard")?
+        .mentions("service/gitops-guard")?;
+    let local = c.run.join("webhook.yaml").display().to_string();
+    c.kubectl("admin", &["apply", "-f", &local])
+        .allowed("re-registering the local webhook")?;
     Ok(())
 }
 

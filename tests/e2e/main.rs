@@ -8,6 +8,7 @@
 
 mod admission;
 mod balancer;
+mod bypass;
 mod cluster;
 mod drift;
 mod lifecycle;
@@ -169,6 +170,34 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     (
         "a_human_impersonating_kustomize_controller_is_denied_and_alerted",
         tenancy::a_human_impersonating_kustomize_controller_is_denied_and_alerted,
+    ),
+    (
+        "a_status_write_changes_no_spec_and_cannot_disable_reconciliation",
+        bypass::a_status_write_changes_no_spec_and_cannot_disable_reconciliation,
+    ),
+    (
+        "kubectl_debug_on_an_owned_pod_is_denied",
+        bypass::kubectl_debug_on_an_owned_pod_is_denied,
+    ),
+    (
+        "deleting_the_whole_collection_spares_owned_objects",
+        bypass::deleting_the_whole_collection_spares_owned_objects,
+    ),
+    (
+        "a_human_server_side_apply_with_force_conflicts_is_denied",
+        bypass::a_human_server_side_apply_with_force_conflicts_is_denied,
+    ),
+    (
+        "removing_the_argo_cd_tracking_annotation_is_denied",
+        bypass::removing_the_argo_cd_tracking_annotation_is_denied,
+    ),
+    (
+        "only_the_reconciler_may_downgrade_an_owned_namespace_to_warn",
+        bypass::only_the_reconciler_may_downgrade_an_owned_namespace_to_warn,
+    ),
+    (
+        "the_guards_own_owned_deployment_cannot_be_scaled_edited_or_deleted_by_hand",
+        bypass::the_guards_own_owned_deployment_cannot_be_scaled_edited_or_deleted_by_hand,
     ),
 ];
 
