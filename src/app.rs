@@ -125,11 +125,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("--admin-listen {admin_listen}: cannot bind"))?;
     let handle: Handle<std::net::SocketAddr> = Handle::new();
-    let mut webhook = tls::server(listener, rustls)?.handle(handle.clone());
-    webhook
-        .http_builder()
-        .http1()
-        .header_read_timeout(Some(header_read_timeout));
+    let webhook = tls::server(listener, rustls, header_read_timeout)?.handle(handle.clone());
     let shed_metrics = guard.metrics.clone();
     let app = server::router(guard, request_timeout).merge(serve::router(pinner));
     let app = server::shed(app, max_in_flight, &shed_metrics);

@@ -155,7 +155,8 @@ pub struct ServeArgs {
     /// apiserver applies the webhook's failurePolicy) instead of queueing.
     #[arg(long, env = "GITOPS_GUARD_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
-    /// Time a client gets to send request headers.
+    /// Time a client gets to finish the TLS handshake, then (HTTP/1) to send
+    /// each request's headers.
     #[arg(long, env = "GITOPS_GUARD_HEADER_READ_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
     /// Re-read the certificate at least this often (file events also trigger

@@ -37,8 +37,12 @@ pub async fn start(dir: &std::path::Path) -> Result<String, String> {
         tls::load(&dir.join("tls.crt"), &dir.join("tls.key")).map_err(|e| e.to_string())?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let server = tls::server(listener, RustlsConfig::from_config(loaded.config.clone()))
-        .map_err(|e| e.to_string())?;
+    let server = tls::server(
+        listener,
+        RustlsConfig::from_config(loaded.config.clone()),
+        std::time::Duration::from_secs(2),
+    )
+    .map_err(|e| e.to_string())?;
     let app = Router::new().route("/validate", post(allow));
     tokio::spawn(server.serve(app.into_make_service()));
     Ok(format!(

@@ -217,10 +217,13 @@ pub use watch::CertWatcher;
 /// The webhook's HTTPS server on `listener`: rustls with `config`, and
 /// `TCP_NODELAY` on every connection. Without it a small answer can wait for
 /// the client's delayed ACK (Nagle): tens of milliseconds under HTTP/2, which
-/// is what the apiserver speaks to webhooks.
+/// is what the apiserver speaks to webhooks. A client gets `read_timeout` to
+/// finish the TLS handshake and then, on HTTP/1, to send each request's
+/// headers, so silent or trickling connections cannot pile up.
 pub fn server(
     listener: std::net::TcpListener,
     config: RustlsConfig,
+    read_timeout: std::time::Duration,
 ) -> std::io::Result<
     axum_server::Server<
         std::net::SocketAddr,
@@ -228,6 +231,12 @@ pub fn server(
     >,
 > {
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+        .handshake_timeout(read_timeout)
         .acceptor(axum_server::accept::NoDelayAcceptor::new());
-    Ok(axum_server::from_tcp(listener)?.acceptor(acceptor))
+    let mut server = axum_server::from_tcp(listener)?.acceptor(acceptor);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Some(read_timeout));
+    Ok(server)
 }

@@ -22,6 +22,11 @@ use tower::ServiceExt;
 
 /// The real router over `view`, with its own metrics registry.
 pub fn app(view: ClusterView) -> (Router, Registry) {
+    app_with_timeout(view, Duration::from_secs(4))
+}
+
+/// [`app`] with another request deadline.
+pub fn app_with_timeout(view: ClusterView, request_timeout: Duration) -> (Router, Registry) {
     let registry = Registry::new();
     let metrics = AdmissionMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
     let guard = Guard {
@@ -31,7 +36,7 @@ pub fn app(view: ClusterView) -> (Router, Registry) {
         journal: Default::default(),
         view_ready: tokio::sync::watch::channel(true).1,
     };
-    (router(guard, Duration::from_secs(4)), registry)
+    (router(guard, request_timeout), registry)
 }
 
 /// POSTs a body to `/validate`; returns the status and the JSON answer.

@@ -1,0 +1,196 @@
+//! Slow and silent clients cannot pin the webhook: a connection that never
+//! finishes its TLS handshake or its headers is closed after the read
+//! timeout, a body trickled past the request deadline gets a 503, and
+//! hundreds of idle connections do not keep a review from being answered.
+
+#[allow(dead_code)]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum_server::tls_rustls::RustlsConfig;
+use gitops_guard::cert::{self, Bundle, CertRequest};
+use gitops_guard::cluster::view::ClusterView;
+use gitops_guard::tls;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+const READ_TIMEOUT: Duration = Duration::from_millis(500);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a test waits before calling a connection pinned.
+const PINNED: Duration = Duration::from_secs(10);
+const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1",
+  "kind":{"group":"","version":"v1","kind":"ConfigMap"},"resource":{"group":"","version":"v1","resource":"configmaps"},
+  "name":"x","namespace":"prod","operation":"UPDATE","userInfo":{"username":"alice"},
+  "object":{"metadata":{"name":"x"}},"oldObject":{"metadata":{"name":"x"}}}}"#;
+
+#[derive(Clone)]
+struct Server {
+    addr: SocketAddr,
+    bundle: Bundle,
+}
+
+async fn serve() -> Server {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let request = CertRequest {
+        service: "gitops-guard".into(),
+        namespace: "gitops-guard".into(),
+        dns: vec![],
+        ips: vec!["127.0.0.1".parse().unwrap()],
+        validity_days: 1,
+    };
+    let bundle = cert::generate(&request).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    cert::write(&bundle, dir.path()).unwrap();
+    let loaded = tls::load(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (app, _) = common::app_with_timeout(ClusterView::synced(), REQUEST_TIMEOUT);
+    let server = tls::server(
+        listener,
+        RustlsConfig::from_config(loaded.config),
+        READ_TIMEOUT,
+    );
+    tokio::spawn(server.unwrap().serve(app.into_make_service()));
+    Server { addr, bundle }
+}
+
+impl Server {
+    /// A blocking TLS stream to the server, handshake done.
+    fn connect(&self) -> StreamOwned<ClientConnection, TcpStream> {
+        let mut roots = RootCertStore::empty();
+        let ca = CertificateDer::from_pem_slice(self.bundle.ca_pem.as_bytes()).unwrap();
+        roots.add(ca).unwrap();
+        let mut config = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let conn = ClientConnection::new(Arc::new(config), name).unwrap();
+        let tcp = TcpStream::connect(self.addr).unwrap();
+        tcp.set_read_timeout(Some(PINNED)).unwrap();
+        let mut stream = StreamOwned::new(conn, tcp);
+        stream.conn.complete_io(&mut stream.sock).unwrap();
+        stream
+    }
+}
+
+/// Reads until the server closes; returns what it sent and when it closed.
+fn read_until_closed(stream: &mut impl Read, since: Instant) -> (String, Duration) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                panic!("still open after {PINNED:?}")
+            }
+            Err(_) => break,
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), since.elapsed())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_connection_that_never_starts_its_tls_handshake_is_closed() {
+    let server = serve().await;
+    let addr = server.addr;
+    let closed = blocking(move || {
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(PINNED)).unwrap();
+        read_until_closed(&mut tcp, Instant::now()).1
+    })
+    .await;
+    println!("silent TCP connection closed after {closed:?}");
+    assert!(
+        closed >= READ_TIMEOUT,
+        "closed before the timeout: {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn headers_that_never_end_are_cut_off_at_the_read_timeout() {
+    let server = serve().await;
+    let closed = blocking(move || {
+        let mut stream = server.connect();
+        let started = Instant::now();
+        stream
+            .write_all(b"POST /validate HTTP/1.1\r\nHost: gitops-guard\r\n")
+            .unwrap();
+        stream.flush().unwrap();
+        read_until_closed(&mut stream, started)
+    })
+    .await;
+    println!("unfinished headers: connection closed after {:?}", closed.1);
+    assert!(closed.1 >= READ_TIMEOUT, "closed too early: {closed:?}");
+}
+
+#[tokio::test]
+async fn a_body_trickled_past_the_request_deadline_gets_503() {
+    let server = serve().await;
+    let (answer, after) = blocking(move || {
+        let mut stream = server.connect();
+        let started = Instant::now();
+        let head = format!(
+            "POST /validate HTTP/1.1\r\nHost: gitops-guard\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            REVIEW.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        // Ten bytes 50 ms apart, then nothing: the body never completes.
+        for byte in REVIEW.as_bytes().iter().take(10) {
+            stream.write_all(&[*byte]).unwrap();
+            stream.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).unwrap_or(0);
+        (
+            String::from_utf8_lossy(&buf[..n]).into_owned(),
+            started.elapsed(),
+        )
+    })
+    .await;
+    println!("trickled body answered after {after:?}");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_idle_connections_do_not_keep_a_review_from_being_answered() {
+    let server = serve().await;
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(TcpStream::connect(server.addr).unwrap());
+    }
+    let ca = reqwest::Certificate::from_pem(server.bundle.ca_pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_merge([ca])
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let response = client
+        .post(format!("https://127.0.0.1:{}/validate", server.addr.port()))
+        .header("content-type", "application/json")
+        .body(REVIEW)
+        .send()
+        .await
+        .unwrap();
+    println!(
+        "review with 300 idle connections open: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert!(response.text().await.unwrap().contains(r#""allowed":true"#));
+    drop(idle);
+}
