@@ -294,3 +294,32 @@ fn cert_with_an_existing_ca_renews_the_leaf_and_keeps_the_ca_bundle() {
         text(&half.stderr)
     );
 }
+
+/// No Docker engine runs here, so the image's promises are checked where
+/// they are written: every build is `--locked`, the last stage runs as the
+/// numeric non-root user the Deployment's `runAsUser` expects.
+#[test]
+fn the_dockerfile_builds_locked_and_runs_as_the_deployments_non_root_user() {
+    let read = |p: &str| std::fs::read_to_string(root().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let dockerfile = read("Dockerfile");
+    let builds: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.contains("cargo build"))
+        .collect();
+    assert!(!builds.is_empty());
+    for line in &builds {
+        assert!(line.contains("--locked"), "not --locked: {line}");
+    }
+    let last_stage = dockerfile.rsplit("\nFROM ").next().unwrap_or_default();
+    let user = last_stage
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .unwrap_or_else(|| panic!("the final stage sets no USER"));
+    let uid = user.split(':').next().unwrap_or_default();
+    assert!(uid.parse::<u32>().is_ok_and(|u| u != 0), "USER {user}");
+    let deployment = read("manifests/deployment.yaml");
+    assert!(
+        deployment.contains(&format!("runAsUser: {uid}")) && deployment.contains("runAsNonRoot: true"),
+        "manifests/deployment.yaml does not run as {uid}"
+    );
+}
