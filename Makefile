@@ -39,6 +39,7 @@ bench:
 	cargo bench --bench pin
 	cargo bench --bench load
 	cargo bench --bench apiserver
+	cargo bench --bench flood
 	cargo bench --bench drift
 
 ## crd: regenerate manifests/crds/breakglass.yaml from the Rust type

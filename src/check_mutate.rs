@@ -131,7 +131,7 @@ fn resolve(
         .build()
         .map_err(|e| Error::Pin(format!("cannot start a runtime: {e}")))?;
     let deadline = Instant::now() + policy.images.deadline;
-    let found = runtime.block_on(resolver.resolve_all(wanted, &keyring, deadline));
+    let found = runtime.block_on(resolver.resolve_all(wanted, &keyring, deadline, false));
     Ok(found
         .into_iter()
         .map(|(text, outcome)| (text, outcome.map(|d| d.to_string())))

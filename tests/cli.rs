@@ -300,7 +300,8 @@ fn cert_with_an_existing_ca_renews_the_leaf_and_keeps_the_ca_bundle() {
 /// numeric non-root user the Deployment's `runAsUser` expects.
 #[test]
 fn the_dockerfile_builds_locked_and_runs_as_the_deployments_non_root_user() {
-    let read = |p: &str| std::fs::read_to_string(root().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let read =
+        |p: &str| std::fs::read_to_string(root().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     let dockerfile = read("Dockerfile");
     let builds: Vec<&str> = dockerfile
         .lines()
@@ -319,7 +320,8 @@ fn the_dockerfile_builds_locked_and_runs_as_the_deployments_non_root_user() {
     assert!(uid.parse::<u32>().is_ok_and(|u| u != 0), "USER {user}");
     let deployment = read("manifests/deployment.yaml");
     assert!(
-        deployment.contains(&format!("runAsUser: {uid}")) && deployment.contains("runAsNonRoot: true"),
+        deployment.contains(&format!("runAsUser: {uid}"))
+            && deployment.contains("runAsNonRoot: true"),
         "manifests/deployment.yaml does not run as {uid}"
     );
 }

@@ -34,6 +34,8 @@ pub enum ResolveError {
     },
     #[error("{registry}: {detail}")]
     Protocol { registry: String, detail: String },
+    #[error("{registry}: not in the digest cache, and a dry run never asks the registry")]
+    DryRunNotCached { registry: String },
 }
 
 fn retry_hint(after: Option<Duration>) -> String {
@@ -51,6 +53,7 @@ impl ResolveError {
             Self::Unreachable { .. } => "unreachable",
             Self::Status { .. } => "status",
             Self::Protocol { .. } => "protocol",
+            Self::DryRunNotCached { .. } => "dry-run-not-cached",
         }
     }
 }

@@ -8,6 +8,7 @@ use futures::StreamExt;
 
 use super::{
     cache::{CacheKey, DigestCache, Outcome},
+    error::ResolveError,
     plan::Wanted,
     pullsecret::Keyring,
     registry::RegistryClient,
@@ -23,12 +24,14 @@ pub struct Resolver {
 
 impl Resolver {
     /// Digests (or errors) by image text; an image missing from the map was
-    /// not resolved before `deadline`.
+    /// not resolved before `deadline`. With `cache_only` (dry runs) no
+    /// registry is asked: what the cache does not hold is an error.
     pub async fn resolve_all(
         &self,
         wanted: &[Wanted<'_>],
         keyring: &Keyring,
         deadline: Instant,
+        cache_only: bool,
     ) -> HashMap<String, Outcome> {
         let mut seen = std::collections::HashSet::new();
         let jobs: Vec<_> = wanted
@@ -53,6 +56,13 @@ impl Resolver {
                         .as_ref()
                         .map_or_else(|| "anonymous".to_owned(), |c| c.identity()),
                 };
+                if cache_only {
+                    let outcome = self.cache.peek(&key).unwrap_or_else(|| {
+                        let registry = reference.registry().to_owned();
+                        Err(ResolveError::DryRunNotCached { registry })
+                    });
+                    return futures::future::Either::Left(async move { (text, Some(outcome)) });
+                }
                 let registry = Arc::clone(&self.registry);
                 let ask = async move {
                     registry
@@ -61,11 +71,11 @@ impl Resolver {
                         .map(Arc::from)
                 };
                 let cache = Arc::clone(&self.cache);
-                async move {
+                futures::future::Either::Right(async move {
                     let outcome =
                         tokio::time::timeout_at(deadline, cache.get_or_resolve(key, ask)).await;
                     (text, outcome.ok())
-                }
+                })
             })
             .buffer_unordered(PARALLEL)
             .filter_map(|(text, outcome)| async move { outcome.map(|o| (text, o)) })

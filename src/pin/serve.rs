@@ -152,7 +152,11 @@ impl Pinner {
             .credentials
             .keyring(req.namespace(), &secrets, account)
             .await;
-        let digests = self.resolver.resolve_all(&wanted, &keyring, deadline).await;
+        // A dry run changes nothing, so it asks no registry either: it gets
+        // what the cache holds (Flux's server-side dry run after an apply).
+        let digests = (self.resolver)
+            .resolve_all(&wanted, &keyring, deadline, req.dry_run)
+            .await;
         let result = plan::finish(mode, &wanted, |text| {
             digests.get(text).map(|o| o.as_ref().map(|d| d.as_ref()))
         });

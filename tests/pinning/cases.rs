@@ -251,3 +251,63 @@ async fn malformed_mutate_reviews_are_clear_errors_never_allows() {
         .unwrap_or_else(|e| match e {});
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+fn dry_run(mut review: Vec<u8>) -> Vec<u8> {
+    let mut value: Value = serde_json::from_slice(&review).expect("json");
+    value["request"]["dryRun"] = json!(true);
+    review = serde_json::to_vec(&value).expect("serializes");
+    review
+}
+
+#[tokio::test]
+async fn a_dry_run_asks_no_registry_and_gets_what_the_cache_holds() {
+    init();
+    let registry = Registry::start(None).expect("registry");
+    let digest = registry.push("dry", "1", "a").expect("push");
+    let (app, _) = app(
+        &[registry.addr()],
+        Keyring::default(),
+        Duration::from_secs(3),
+    );
+    let image = format!("{}/dry:1", registry.addr());
+    let review = || deployment_review("pin", &[&image]);
+
+    let (_, cold) = post(&app, "/mutate", dry_run(review())).await;
+    assert_eq!(cold["response"]["allowed"], true);
+    assert!(
+        cold["response"]["patch"].is_null(),
+        "nothing pinned from a cold cache"
+    );
+    let warning = cold["response"]["warnings"][0].as_str().unwrap_or("");
+    assert!(
+        warning.contains("a dry run never asks the registry"),
+        "{warning}"
+    );
+    let (_, require) = post(
+        &app,
+        "/mutate",
+        dry_run(deployment_review("require", &[&image])),
+    )
+    .await;
+    assert_eq!(require["response"]["allowed"], false);
+    assert_eq!(
+        registry.manifest_requests_settled("dry"),
+        0,
+        "a dry run asked the registry"
+    );
+
+    let (_, real) = post(&app, "/mutate", review()).await;
+    let (_, warm) = post(&app, "/mutate", dry_run(review())).await;
+    let pinned = json!({"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": format!("{image}@{digest}")});
+    assert_eq!(patch_of(&real), std::slice::from_ref(&pinned));
+    assert_eq!(
+        patch_of(&warm),
+        [pinned],
+        "the dry run sees the apply's digest"
+    );
+    assert_eq!(
+        registry.manifest_requests_settled("dry"),
+        1,
+        "only the real review asked"
+    );
+}

@@ -1,0 +1,167 @@
+//! Abuse: the real guard process (scripts/up.sh, default `--max-in-flight`
+//! 512) flooded directly on its webhook port by more concurrent reviews than
+//! it admits, over HTTP/1.1 (one connection each) and HTTP/2. Prints what was
+//! answered, what was shed (503), how fast the shed answers came, and the
+//! guard's RSS before, at its peak during and after the flood.
+//!
+//!     cargo bench --bench flood [-- --concurrency 2048 --seconds 10]
+
+#[allow(dead_code)]
+#[path = "support/cluster.rs"]
+mod cluster;
+#[allow(dead_code)]
+#[path = "load/client.rs"]
+mod load;
+#[path = "support/results.rs"]
+mod results_file;
+
+use std::{
+    fmt::Write,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+const BEGIN: &str = "<!-- flood:begin (written by cargo bench --bench flood) -->";
+const END: &str = "<!-- flood:end -->";
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    let at = args.iter().position(|a| a == name);
+    at.and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        return; // needs the local control plane: only as a bench
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let concurrency = arg(&args, "--concurrency", 2048) as usize;
+    let seconds = arg(&args, "--seconds", 10);
+    let env = match cluster::up("bench-flood") {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("bench flood: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = flood(&env, concurrency, seconds);
+    env.down();
+    match result.and_then(|section| results_file::write_section(BEGIN, END, "## Flood", &section)) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("bench flood: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn flood(env: &cluster::Env, concurrency: usize, seconds: u64) -> Result<String, String> {
+    let pid = std::fs::read_to_string(env.run.join("pids/guard.pid")).map_err(|e| e.to_string())?;
+    let pid = pid.trim().to_owned();
+    let port = env.env_value("guard.env", "GUARD_PORT");
+    let ca = std::fs::read_to_string(env.run.join("certs/ca.crt")).map_err(|e| e.to_string())?;
+    let body = std::fs::read(
+        env.root
+            .join("tests/fixtures/edit-flux-deployment-by-human.json"),
+    )
+    .map_err(|e| e.to_string())?;
+    let url = format!("https://127.0.0.1:{port}/validate");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut s = String::new();
+    let _ = writeln!(s, "{BEGIN}");
+    let _ = writeln!(
+        s,
+        "{concurrency} concurrent reviews (closed loop) for {seconds} s straight at the guard \
+         process of `scripts/up.sh` (`--max-in-flight` 512), 10 KB-class Deployment review. \
+         Shed = answered 503 at once. Command: `cargo bench --bench flood`."
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "| protocol | answered | failed | of which shed (503) | answered/s | p50 ms | p99 ms | max ms | RSS before | RSS peak | RSS after |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let admin = env.env_value("guard.env", "ADMIN_PORT");
+    for protocol in [load::Protocol::Http1, load::Protocol::Http2] {
+        let before = cluster::rss_kib(&pid);
+        let shed_before = shed_total(&admin);
+        let peak = Arc::new(AtomicU64::new(before));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, stop, pid) = (peak.clone(), stop.clone(), pid.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    peak.fetch_max(cluster::rss_kib(&pid), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        let client = load::client(&ca, protocol, concurrency)?;
+        let plan = load::Load {
+            concurrency,
+            rate: None,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(seconds),
+        };
+        let outcome = runtime.block_on(load::run(client, url.clone(), body.clone(), plan));
+        stop.store(true, Ordering::Relaxed);
+        let _ = sampler.join();
+        std::thread::sleep(Duration::from_secs(5));
+        let after = cluster::rss_kib(&pid);
+        let shed = shed_total(&admin) - shed_before;
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let row = format!(
+            "| {} | {} | {} | {shed:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} MiB | {:.1} MiB | {:.1} MiB |",
+            protocol.as_str(),
+            outcome.histogram.len(),
+            outcome.errors,
+            outcome.throughput(),
+            outcome.ms(0.5),
+            outcome.ms(0.99),
+            outcome.ms(1.0),
+            mib(before),
+            mib(peak.load(Ordering::Relaxed)),
+            mib(after),
+        );
+        println!("{row}");
+        let _ = writeln!(s, "{row}");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Failed counts every review that did not get a 200 after the warm-up second; shed is the \
+         guard's own `gitops_guard_admission_shed_total` over the whole run, warm-up included. The \
+         latency columns are of answered reviews only. RSS is the guard's own \
+         (`/proc/PID/status`), sampled every 50 ms."
+    );
+    let _ = writeln!(s, "{END}");
+    Ok(s)
+}
+
+/// `gitops_guard_admission_shed_total` from the guard's admin port.
+fn shed_total(admin_port: &str) -> f64 {
+    use std::io::{Read, Write as _};
+    let text = (|| {
+        let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{admin_port}")).ok()?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text)
+    })()
+    .unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("gitops_guard_admission_shed_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
