@@ -81,19 +81,22 @@ fn flood(env: &cluster::Env, concurrency: usize, seconds: u64) -> Result<String,
     let _ = writeln!(
         s,
         "{concurrency} concurrent reviews (closed loop) for {seconds} s straight at the guard \
-         process of `scripts/up.sh` (`--max-in-flight` 512), 10 KB-class Deployment review. \
-         Shed = answered 503 at once. Command: `cargo bench --bench flood`."
+         process of `scripts/up.sh` (defaults: `--max-connections` 256, `--max-in-flight` 512), \
+         a Deployment review. HTTP/1.1 opens one connection per worker, so connections past 256 are \
+         closed at accept (counted as failed by the client, `refused` by the guard); HTTP/2 \
+         multiplexes every worker over one connection. Command: `cargo bench --bench flood`."
     );
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| protocol | answered | failed | of which shed (503) | answered/s | p50 ms | p99 ms | max ms | RSS before | RSS peak | RSS after |"
+        "| flood protocol | answered | failed | connections refused | shed (503) | answered/s | p50 ms | p99 ms | RSS before | RSS peak | RSS after | apiserver-like client: answered, failed, p50 / p99 ms |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     let admin = env.env_value("guard.env", "ADMIN_PORT");
     for protocol in [load::Protocol::Http1, load::Protocol::Http2] {
         let before = cluster::rss_kib(&pid);
-        let shed_before = shed_total(&admin);
+        let shed_before = counter(&admin, "gitops_guard_admission_shed_total");
+        let refused_before = counter(&admin, "gitops_guard_connections_refused_total");
         let peak = Arc::new(AtomicU64::new(before));
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = {
@@ -105,6 +108,27 @@ fn flood(env: &cluster::Env, concurrency: usize, seconds: u64) -> Result<String,
                 }
             })
         };
+        // The apiserver's share: HTTP/2 at a constant 200 reviews/s on its
+        // own thread, connected before the flood starts.
+        let victim_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let victim_plan = load::Load {
+            concurrency: 4,
+            rate: Some(200),
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(seconds),
+        };
+        let victim_client = load::client(&ca, load::Protocol::Http2, 4)?;
+        let victim = victim_runtime.spawn(load::run(
+            victim_client,
+            url.clone(),
+            body.clone(),
+            victim_plan,
+        ));
+        std::thread::sleep(Duration::from_millis(300));
         let client = load::client(&ca, protocol, concurrency)?;
         let plan = load::Load {
             concurrency,
@@ -113,24 +137,29 @@ fn flood(env: &cluster::Env, concurrency: usize, seconds: u64) -> Result<String,
             duration: Duration::from_secs(seconds),
         };
         let outcome = runtime.block_on(load::run(client, url.clone(), body.clone(), plan));
+        let victim = victim_runtime.block_on(victim).map_err(|e| e.to_string())?;
         stop.store(true, Ordering::Relaxed);
         let _ = sampler.join();
         std::thread::sleep(Duration::from_secs(5));
         let after = cluster::rss_kib(&pid);
-        let shed = shed_total(&admin) - shed_before;
+        let shed = counter(&admin, "gitops_guard_admission_shed_total") - shed_before;
+        let refused = counter(&admin, "gitops_guard_connections_refused_total") - refused_before;
         let mib = |kib: u64| kib as f64 / 1024.0;
         let row = format!(
-            "| {} | {} | {} | {shed:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} MiB | {:.1} MiB | {:.1} MiB |",
+            "| {} | {} | {} | {refused:.0} | {shed:.0} | {:.0} | {:.2} | {:.2} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {}, {}, {:.2} / {:.2} |",
             protocol.as_str(),
             outcome.histogram.len(),
             outcome.errors,
             outcome.throughput(),
             outcome.ms(0.5),
             outcome.ms(0.99),
-            outcome.ms(1.0),
             mib(before),
             mib(peak.load(Ordering::Relaxed)),
             mib(after),
+            victim.histogram.len(),
+            victim.errors,
+            victim.ms(0.5),
+            victim.ms(0.99),
         );
         println!("{row}");
         let _ = writeln!(s, "{row}");
@@ -138,17 +167,19 @@ fn flood(env: &cluster::Env, concurrency: usize, seconds: u64) -> Result<String,
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "Failed counts every review that did not get a 200 after the warm-up second; shed is the \
-         guard's own `gitops_guard_admission_shed_total` over the whole run, warm-up included. The \
+        "Failed counts every review that did not get a 200 after the warm-up second; refused and \
+         shed are the guard's own counters over the whole run, warm-up included. The \
          latency columns are of answered reviews only. RSS is the guard's own \
-         (`/proc/PID/status`), sampled every 50 ms."
+         (`/proc/PID/status`), sampled every 50 ms. The apiserver-like client runs beside the \
+         flood on its own thread: HTTP/2, 4 streams, a constant 200 reviews/s, its connection \
+         made before the flood; the machine's 2 cores are shared by guard, flood and client."
     );
     let _ = writeln!(s, "{END}");
     Ok(s)
 }
 
-/// `gitops_guard_admission_shed_total` from the guard's admin port.
-fn shed_total(admin_port: &str) -> f64 {
+/// A counter from the guard's admin port.
+fn counter(admin_port: &str, name: &str) -> f64 {
     use std::io::{Read, Write as _};
     let text = (|| {
         let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{admin_port}")).ok()?;
@@ -161,7 +192,7 @@ fn shed_total(admin_port: &str) -> f64 {
     })()
     .unwrap_or_default();
     text.lines()
-        .find(|l| l.starts_with("gitops_guard_admission_shed_total"))
+        .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0)
 }

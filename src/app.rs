@@ -34,6 +34,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         kubeconfig,
         request_timeout,
         max_in_flight,
+        max_connections,
         header_read_timeout,
         cert_reload_interval,
         shutdown_delay,
@@ -125,7 +126,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("--admin-listen {admin_listen}: cannot bind"))?;
     let handle: Handle<std::net::SocketAddr> = Handle::new();
-    let webhook = tls::server(listener, rustls, header_read_timeout)?.handle(handle.clone());
+    let limit = tls::ConnectionLimit::new(max_connections, &registry)?;
+    let webhook = tls::server(listener, rustls, header_read_timeout, limit)?.handle(handle.clone());
     let shed_metrics = guard.metrics.clone();
     let app = server::router(guard, request_timeout).merge(serve::router(pinner));
     let app = server::shed(app, max_in_flight, &shed_metrics);

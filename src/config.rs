@@ -155,6 +155,12 @@ pub struct ServeArgs {
     /// apiserver applies the webhook's failurePolicy) instead of queueing.
     #[arg(long, env = "GITOPS_GUARD_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
+    /// Webhook connections open at once; one more is closed at accept,
+    /// before TLS. Each costs tens of KiB: this bounds memory under a flood
+    /// of clients (the apiserver multiplexes reviews over a few HTTP/2
+    /// connections).
+    #[arg(long, env = "GITOPS_GUARD_MAX_CONNECTIONS", default_value_t = 256)]
+    pub max_connections: usize,
     /// Time a client gets to finish the TLS handshake, then (HTTP/1) to send
     /// each request's headers.
     #[arg(long, env = "GITOPS_GUARD_HEADER_READ_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
@@ -182,6 +188,9 @@ impl ServeArgs {
         }
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".into());
+        }
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
         }
         if self.listen == self.admin_listen {
             return Err("--admin-listen must differ from --listen".into());

@@ -208,9 +208,14 @@ async fn the_leaf_and_then_the_ca_rotate_under_load_without_one_failed_review() 
     let addr = listener.local_addr().unwrap();
     let (app, _) = common::app(ClusterView::synced());
     tokio::spawn(
-        tls::server(listener, rustls, Duration::from_secs(2))
-            .unwrap()
-            .serve(app.into_make_service()),
+        tls::server(
+            listener,
+            rustls,
+            Duration::from_secs(2),
+            tls::ConnectionLimit::unregistered(64).unwrap(),
+        )
+        .unwrap()
+        .serve(app.into_make_service()),
     );
 
     let bundle = Arc::new(CaBundle {

@@ -1,7 +1,8 @@
 //! Slow and silent clients cannot pin the webhook: a connection that never
 //! finishes its TLS handshake or its headers is closed after the read
 //! timeout, a body trickled past the request deadline gets a 503, and
-//! hundreds of idle connections do not keep a review from being answered.
+//! hundreds of idle connections do not keep a review from being answered;
+//! past `--max-connections` a new connection is closed at once and counted.
 
 #[allow(dead_code)]
 mod common;
@@ -15,6 +16,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use gitops_guard::cert::{self, Bundle, CertRequest};
 use gitops_guard::cluster::view::ClusterView;
 use gitops_guard::tls;
+use prometheus::Registry;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
@@ -32,9 +34,14 @@ const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRev
 struct Server {
     addr: SocketAddr,
     bundle: Bundle,
+    registry: Registry,
 }
 
 async fn serve() -> Server {
+    serve_limited(1024).await
+}
+
+async fn serve_limited(max_connections: usize) -> Server {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let request = CertRequest {
         service: "gitops-guard".into(),
@@ -51,16 +58,32 @@ async fn serve() -> Server {
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let (app, _) = common::app_with_timeout(ClusterView::synced(), REQUEST_TIMEOUT);
+    let registry = Registry::new();
+    let limit = tls::ConnectionLimit::new(max_connections, &registry).unwrap();
     let server = tls::server(
         listener,
         RustlsConfig::from_config(loaded.config),
         READ_TIMEOUT,
+        limit,
     );
     tokio::spawn(server.unwrap().serve(app.into_make_service()));
-    Server { addr, bundle }
+    Server {
+        addr,
+        bundle,
+        registry,
+    }
 }
 
 impl Server {
+    fn metric(&self, name: &str) -> f64 {
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap();
+        let line = text.lines().find(|l| l.starts_with(name));
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    }
+
     /// A blocking TLS stream to the server, handshake done.
     fn connect(&self) -> StreamOwned<ClientConnection, TcpStream> {
         let mut roots = RootCertStore::empty();
@@ -193,4 +216,42 @@ async fn hundreds_of_idle_connections_do_not_keep_a_review_from_being_answered()
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     assert!(response.text().await.unwrap().contains(r#""allowed":true"#));
     drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_connections_a_new_connection_is_closed_at_once_and_counted() {
+    let server = serve_limited(2).await;
+    let (first, second) = {
+        let s = server.clone();
+        blocking(move || (s.connect(), s.connect())).await
+    };
+    assert_eq!(server.metric("gitops_guard_connections_open"), 2.0);
+    let addr = server.addr;
+    let (sent, closed) = blocking(move || {
+        let mut third = TcpStream::connect(addr).unwrap();
+        third.set_read_timeout(Some(PINNED)).unwrap();
+        let started = Instant::now();
+        let sent = third.write_all(b"\x16\x03\x01");
+        (sent.is_ok(), read_until_closed(&mut third, started).1)
+    })
+    .await;
+    println!("third connection closed after {closed:?} (write accepted: {sent})");
+    assert!(closed < READ_TIMEOUT, "not refused at once: {closed:?}");
+    assert_eq!(server.metric("gitops_guard_connections_refused_total"), 1.0);
+
+    drop(first);
+    let s = server.clone();
+    let mut again = None;
+    for _ in 0..50 {
+        if server.metric("gitops_guard_connections_open") < 2.0 {
+            again = Some(blocking(move || s.connect()).await);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        again.is_some(),
+        "the slot was not freed when a connection closed"
+    );
+    drop(second);
 }

@@ -41,6 +41,7 @@ pub async fn start(dir: &std::path::Path) -> Result<String, String> {
         listener,
         RustlsConfig::from_config(loaded.config.clone()),
         std::time::Duration::from_secs(2),
+        tls::ConnectionLimit::unregistered(usize::MAX).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
     let app = Router::new().route("/validate", post(allow));

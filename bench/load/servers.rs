@@ -42,8 +42,13 @@ async fn serve(app: Router, dir: &Path) -> Result<SocketAddr, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let server = tls::server(listener, rustls, std::time::Duration::from_secs(2))
-        .map_err(|e| e.to_string())?;
+    let server = tls::server(
+        listener,
+        rustls,
+        std::time::Duration::from_secs(2),
+        tls::ConnectionLimit::unregistered(usize::MAX).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
     tokio::spawn(server.serve(app.into_make_service()));
     Ok(addr)
 }

@@ -208,31 +208,35 @@ fn unusable(path: &Path, reason: impl fmt::Display) -> TlsError {
     }
 }
 
+mod limit;
 mod metrics;
 mod watch;
 
+pub use limit::ConnectionLimit;
 pub use metrics::{ReloadResult, TlsMetrics};
 pub use watch::CertWatcher;
 
-/// The webhook's HTTPS server on `listener`: rustls with `config`, and
-/// `TCP_NODELAY` on every connection. Without it a small answer can wait for
-/// the client's delayed ACK (Nagle): tens of milliseconds under HTTP/2, which
-/// is what the apiserver speaks to webhooks. A client gets `read_timeout` to
-/// finish the TLS handshake and then, on HTTP/1, to send each request's
-/// headers, so silent or trickling connections cannot pile up.
+/// The webhook's HTTPS server on `listener`: rustls with `config`, at most
+/// `limit` connections, and `TCP_NODELAY` on every connection. Without it a
+/// small answer can wait for the client's delayed ACK (Nagle): tens of
+/// milliseconds under HTTP/2, which is what the apiserver speaks to
+/// webhooks. A client gets `read_timeout` to finish the TLS handshake and
+/// then, on HTTP/1, to send each request's headers, so silent or trickling
+/// connections cannot pile up.
 pub fn server(
     listener: std::net::TcpListener,
     config: RustlsConfig,
     read_timeout: std::time::Duration,
+    limit: ConnectionLimit,
 ) -> std::io::Result<
     axum_server::Server<
         std::net::SocketAddr,
-        axum_server::tls_rustls::RustlsAcceptor<axum_server::accept::NoDelayAcceptor>,
+        axum_server::tls_rustls::RustlsAcceptor<ConnectionLimit>,
     >,
 > {
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
         .handshake_timeout(read_timeout)
-        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+        .acceptor(limit);
     let mut server = axum_server::from_tcp(listener)?.acceptor(acceptor);
     server
         .http_builder()
