@@ -1,6 +1,6 @@
 //! The validating webhook's acceptance list, through a real apiserver.
 
-use super::cluster::{Cluster, Outcome, flux_apply, flux_deployment};
+use super::cluster::{Cluster, Outcome, argo_apply, argo_configmap, flux_apply, flux_deployment};
 
 /// A namespace with a Flux-owned Deployment `web` in it.
 fn owned(c: &Cluster, ns: &str) -> Result<String, String> {
@@ -198,19 +198,7 @@ pub fn helm_release_objects_belong_to_the_helm_controller(c: &Cluster) -> Outcom
 
 pub fn argo_cd_tracked_objects_belong_to_the_application_controller(c: &Cluster) -> Outcome {
     let ns = c.namespace("e2e-argo", &[])?;
-    let cm = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop\n  namespace: {ns}\n  annotations:\n    \
-         argocd.argoproj.io/tracking-id: shop:/ConfigMap:{ns}/shop\ndata: {{color: blue}}\n"
-    );
-    let apply = [
-        "apply",
-        "--server-side",
-        "--field-manager=argocd-controller",
-        "-f",
-        "-",
-    ];
-    c.kubectl_stdin("argocd-application-controller", &apply, &cm)
-        .allowed("Argo CD apply")?;
+    argo_apply(c, &argo_configmap(&ns))?;
     let patch = [
         "patch",
         "configmap/shop",

@@ -2,7 +2,7 @@
 //! apiserver. Each scenario is one attack by alice (a person with write
 //! rights everywhere) and what stops it; SECURITY.md lists them with results.
 
-use super::cluster::{Cluster, Outcome, flux_apply, flux_deployment};
+use super::cluster::{Cluster, Outcome, argo_apply, argo_configmap, flux_apply, flux_deployment};
 
 /// A namespace with a Flux-owned Deployment `web` in it.
 fn owned(c: &Cluster, ns: &str, labels: &[&str]) -> Result<String, String> {
@@ -136,19 +136,7 @@ pub fn a_human_server_side_apply_with_force_conflicts_is_denied(c: &Cluster) -> 
 
 pub fn removing_the_argo_cd_tracking_annotation_is_denied(c: &Cluster) -> Outcome {
     let ns = c.namespace("e2e-bypass-argo", &[])?;
-    let cm = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop\n  namespace: {ns}\n  annotations:\n    \
-         argocd.argoproj.io/tracking-id: shop:/ConfigMap:{ns}/shop\n"
-    );
-    let apply = [
-        "apply",
-        "--server-side",
-        "--field-manager=argocd-controller",
-        "-f",
-        "-",
-    ];
-    c.kubectl_stdin("argocd-application-controller", &apply, &cm)
-        .allowed("Argo CD apply")?;
+    argo_apply(c, &argo_configmap(&ns))?;
     let strip = [
         "annotate",
         "configmap/shop",

@@ -206,6 +206,27 @@ pub const FLUX_APPLY: [&str; 5] = [
     "-",
 ];
 
+/// A ConfigMap `shop` tracked by the Argo CD Application `argocd/shop`.
+pub fn argo_configmap(ns: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop\n  namespace: {ns}\n  annotations:\n    \
+         argocd.argoproj.io/tracking-id: shop:/ConfigMap:{ns}/shop\ndata: {{color: blue}}\n"
+    )
+}
+
+/// Server-side apply as Argo CD's application controller does it.
+pub fn argo_apply(c: &Cluster, manifest: &str) -> Result<Out, String> {
+    let apply = [
+        "apply",
+        "--server-side",
+        "--field-manager=argocd-controller",
+        "-f",
+        "-",
+    ];
+    c.kubectl_stdin("argocd-application-controller", &apply, manifest)
+        .allowed("Argo CD's server-side apply")
+}
+
 /// Server-side apply as Flux's kustomize-controller does it.
 pub fn flux_apply(c: &Cluster, manifest: &str) -> Result<Out, String> {
     c.kubectl_stdin("kustomize-controller", &FLUX_APPLY, manifest)

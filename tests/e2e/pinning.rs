@@ -72,25 +72,10 @@ pub fn a_deployment_in_a_pin_namespace_gets_the_served_digest_and_a_moved_tag_af
         }
     })?;
     let moved = reg.push("e2e/app", "1.0", "second")?;
-    // The local policy's TTL is 3 s: a server dry-run shows when it has passed.
-    eventually(Duration::from_secs(15), || {
-        let out = c.kubectl_stdin(
-            "admin",
-            &[
-                "apply",
-                "--dry-run=server",
-                "-o=jsonpath={.spec.template.spec.containers[0].image}",
-                "-f",
-                "-",
-            ],
-            &deployment(&ns, "web2", &image, ""),
-        );
-        if out.stdout.ends_with(&moved) {
-            Ok(())
-        } else {
-            Err(format!("dry-run image {:?}", out.stdout))
-        }
-    })?;
+    // The local policy's TTL is 3 s, counted from the first resolution
+    // (before the push). A dry run cannot show when it has passed any more:
+    // it answers from the cache alone and never asks the registry.
+    std::thread::sleep(Duration::from_secs(4));
     c.kubectl_stdin(
         "admin",
         &["apply", "-f", "-"],
