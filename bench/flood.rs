@@ -1,8 +1,9 @@
-//! Abuse: the real guard process (scripts/up.sh, default `--max-in-flight`
-//! 512) flooded directly on its webhook port by more concurrent reviews than
-//! it admits, over HTTP/1.1 (one connection each) and HTTP/2. Prints what was
-//! answered, what was shed (503), how fast the shed answers came, and the
-//! guard's RSS before, at its peak during and after the flood.
+//! Abuse: the real guard process (scripts/up.sh, defaults `--max-connections`
+//! 256, `--max-in-flight` 512) flooded directly on its webhook port by 2,048
+//! closed-loop clients, over HTTP/1.1 (one connection each) and HTTP/2, while
+//! an apiserver-like client sends 200 reviews/s beside them. Prints what was
+//! answered, refused and shed, the apiserver-like client's latency and
+//! failures, and the guard's RSS before, at its peak during and after.
 //!
 //!     cargo bench --bench flood [-- --concurrency 2048 --seconds 10]
 
