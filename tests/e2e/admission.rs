@@ -1,6 +1,8 @@
 //! The validating webhook's acceptance list, through a real apiserver.
 
-use super::cluster::{Cluster, Outcome, argo_apply, argo_configmap, flux_apply, flux_deployment};
+use super::cluster::{
+    Cluster, Outcome, argo_apply, argo_configmap, flux_apply, flux_deployment, patch_web_status,
+};
 
 /// A namespace with a Flux-owned Deployment `web` in it.
 fn owned(c: &Cluster, ns: &str) -> Result<String, String> {
@@ -149,18 +151,8 @@ pub fn kubectl_scale_is_denied_and_the_autoscaler_may_scale(c: &Cluster) -> Outc
 
 pub fn status_writes_are_allowed(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-status")?;
-    let args = [
-        "patch",
-        "deployment/web",
-        "-n",
-        &ns,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-    ];
-    let mut args = args.to_vec();
-    args.push(r#"{"status":{"observedGeneration":1}}"#);
-    c.kubectl("alice", &args).allowed("status patch")?;
+    let patch = r#"{"status":{"observedGeneration":1}}"#;
+    patch_web_status(c, "alice", &ns, patch).allowed("status patch")?;
     Ok(())
 }
 

@@ -2,7 +2,9 @@
 //! apiserver. Each scenario is one attack by alice (a person with write
 //! rights everywhere) and what stops it; SECURITY.md lists them with results.
 
-use super::cluster::{Cluster, Outcome, argo_apply, argo_configmap, flux_apply, flux_deployment};
+use super::cluster::{
+    Cluster, Outcome, argo_apply, argo_configmap, flux_apply, flux_deployment, patch_web_status,
+};
 
 /// A namespace with a Flux-owned Deployment `web` in it.
 fn owned(c: &Cluster, ns: &str, labels: &[&str]) -> Result<String, String> {
@@ -31,19 +33,7 @@ const RECONCILE: &str = "{.metadata.annotations.kustomize\\.toolkit\\.fluxcd\\.i
 
 pub fn a_status_write_changes_no_spec_and_cannot_disable_reconciliation(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-bypass-status", &[])?;
-    let status = |who: &str, patch: &str| {
-        let args = [
-            "patch",
-            "deployment/web",
-            "-n",
-            &ns,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            patch,
-        ];
-        c.kubectl(who, &args)
-    };
+    let status = |who: &str, patch: &str| patch_web_status(c, who, &ns, patch);
     // The apiserver drops spec from a status write: it passes, and changes nothing.
     status(
         "alice",

@@ -206,6 +206,21 @@ pub const FLUX_APPLY: [&str; 5] = [
     "-",
 ];
 
+/// A merge patch of Deployment `web`'s `/status` in `ns`, as `who`.
+pub fn patch_web_status(c: &Cluster, who: &str, ns: &str, patch: &str) -> Out {
+    let args = [
+        "patch",
+        "deployment/web",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        patch,
+    ];
+    c.kubectl(who, &args)
+}
+
 /// A ConfigMap `shop` tracked by the Argo CD Application `argocd/shop`.
 pub fn argo_configmap(ns: &str) -> String {
     format!(
