@@ -33,33 +33,6 @@ fn curl(url: &str) -> String {
         .unwrap_or_default()
 }
 
-/// N owned ConfigMaps in `ns`, as Flux applies them, in batches.
-fn configmaps(env: &Env, ns: &str, n: usize) -> Result<(), String> {
-    let mut start = 0;
-    while start < n {
-        let end = (start + 500).min(n);
-        let items: Vec<String> = (start..end)
-            .map(|i| {
-                format!(
-                    "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-{i}\n    namespace: {ns}\n    labels:\n      \
-                     kustomize.toolkit.fluxcd.io/name: apps\n      kustomize.toolkit.fluxcd.io/namespace: flux-system\n  data: {{key: v{i}}}\n"
-                )
-            })
-            .collect();
-        let list = format!("apiVersion: v1\nkind: List\nitems:\n{}", items.concat());
-        let args = [
-            "apply",
-            "--server-side",
-            "--field-manager=kustomize-controller",
-            "-f",
-            "-",
-        ];
-        env.kubectl("kustomize-controller", &args, Some(&list))?;
-        start = end;
-    }
-    Ok(())
-}
-
 fn percentile(samples: &mut [Duration], q: f64) -> Duration {
     samples.sort_unstable();
     samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)]
@@ -74,7 +47,7 @@ fn latency(env: &Env) -> Result<(), String> {
         &["label", "namespace", ns, "gitops-guard.io/mode=warn"],
         None,
     )?;
-    configmaps(env, ns, 100)?;
+    env.apply_owned_configmaps(ns, 0..100)?;
     std::thread::sleep(Duration::from_millis(1100));
     let mut samples = Vec::new();
     for i in 0..100 {
@@ -128,25 +101,7 @@ fn ready_and_rss(env: &Env, total: usize, existing: &mut usize) -> Result<(), St
     // Names cm-0..cm-(total-1): apply only the ones not there yet.
     let items = total - *existing;
     if items > 0 {
-        let mut start = *existing;
-        while start < total {
-            let end = (start + 500).min(total);
-            let batch: Vec<String> = (start..end)
-                .map(|i| format!(
-                    "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-{i}\n    namespace: {ns}\n    labels:\n      \
-                     kustomize.toolkit.fluxcd.io/name: apps\n      kustomize.toolkit.fluxcd.io/namespace: flux-system\n  data: {{key: v{i}}}\n"))
-                .collect();
-            let list = format!("apiVersion: v1\nkind: List\nitems:\n{}", batch.concat());
-            let args = [
-                "apply",
-                "--server-side",
-                "--field-manager=kustomize-controller",
-                "-f",
-                "-",
-            ];
-            env.kubectl("kustomize-controller", &args, Some(&list))?;
-            start = end;
-        }
+        env.apply_owned_configmaps(ns, *existing..total)?;
     }
     *existing = total;
     eprintln!(

@@ -7,6 +7,8 @@
 //!
 //!     cargo bench --bench flood [-- --concurrency 2048 --seconds 10]
 
+#[path = "support/args.rs"]
+mod args;
 #[allow(dead_code)]
 #[path = "support/cluster.rs"]
 mod cluster;
@@ -28,21 +30,14 @@ use std::{
 const BEGIN: &str = "<!-- flood:begin (written by cargo bench --bench flood) -->";
 const END: &str = "<!-- flood:end -->";
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    let at = args.iter().position(|a| a == name);
-    at.and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if !args.iter().any(|a| a == "--bench") {
         return; // needs the local control plane: only as a bench
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let concurrency = arg(&args, "--concurrency", 2048) as usize;
-    let seconds = arg(&args, "--seconds", 10);
+    let concurrency: usize = args::value(&args, "--concurrency", 2048);
+    let seconds: u64 = args::value(&args, "--seconds", 10);
     let env = match cluster::up("bench-flood") {
         Ok(env) => env,
         Err(e) => {

@@ -9,6 +9,8 @@
 //!
 //!     cargo bench --bench apiserver [-- --requests 5000 --concurrency 16]
 
+#[path = "../support/args.rs"]
+mod args;
 #[allow(dead_code)] // `script` is the drift bench's
 #[path = "../support/cluster.rs"]
 mod cluster;
@@ -16,6 +18,8 @@ mod metrics;
 mod null;
 #[path = "../support/results.rs"]
 mod results_file;
+#[path = "../support/tls_server.rs"]
+mod tls_server;
 mod workload;
 
 use std::{fmt::Write, time::Duration};
@@ -25,14 +29,6 @@ use workload::Outcome;
 
 const BEGIN: &str = "<!-- apiserver:begin (written by cargo bench --bench apiserver) -->";
 const END: &str = "<!-- apiserver:end -->";
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    let value = args
-        .iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1));
-    value.and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Setup {
@@ -111,7 +107,7 @@ fn main() {
     if !args.iter().any(|a| a == "--bench") {
         return; // needs the local control plane: only as a bench
     }
-    let requests = arg(&args, "--requests", 5000);
+    let requests: usize = args::value(&args, "--requests", 5000);
     let concurrency: Vec<usize> = args
         .iter()
         .position(|a| a == "--concurrency")

@@ -4,11 +4,7 @@
 //! Flux-label entry, it is the floor of what any webhook costs here.
 
 use axum::{Router, body::Bytes, http::header::CONTENT_TYPE, routing::post};
-use axum_server::tls_rustls::RustlsConfig;
-use gitops_guard::{
-    cert::{self, CertRequest},
-    tls,
-};
+use gitops_guard::cert;
 
 async fn allow(body: Bytes) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let text = std::str::from_utf8(&body).unwrap_or_default();
@@ -24,28 +20,9 @@ async fn allow(body: Bytes) -> ([(axum::http::HeaderName, &'static str); 1], Str
 
 /// Starts the null webhook; returns its ValidatingWebhookConfiguration.
 pub async fn start(dir: &std::path::Path) -> Result<String, String> {
-    let request = CertRequest {
-        service: "null".into(),
-        namespace: "bench".into(),
-        dns: vec!["localhost".into()],
-        ips: vec!["127.0.0.1".parse().map_err(|e| format!("{e}"))?],
-        validity_days: 1,
-    };
-    let bundle = cert::generate(&request).map_err(|e| e.to_string())?;
-    cert::write(&bundle, dir).map_err(|e| e.to_string())?;
-    let loaded =
-        tls::load(&dir.join("tls.crt"), &dir.join("tls.key")).map_err(|e| e.to_string())?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let server = tls::server(
-        listener,
-        RustlsConfig::from_config(loaded.config.clone()),
-        std::time::Duration::from_secs(2),
-        tls::ConnectionLimit::unregistered(usize::MAX).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
+    let bundle = super::tls_server::certificate(dir)?;
     let app = Router::new().route("/validate", post(allow));
-    tokio::spawn(server.serve(app.into_make_service()));
+    let port = super::tls_server::serve(app, dir).await?.port();
     Ok(format!(
         "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\n\
          metadata: {{name: bench-null}}\nwebhooks:\n- name: null.bench.gitops-guard.io\n  \

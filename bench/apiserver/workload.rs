@@ -30,24 +30,7 @@ impl Outcome {
 /// The namespace and 50 ConfigMaps owned by flux-system/apps.
 pub fn prepare(env: &Env) -> Result<(), String> {
     let _ = env.kubectl("admin", &["create", "namespace", NAMESPACE], None);
-    let items: String = (0..OBJECTS)
-        .map(|i| {
-            format!(
-                "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-{i}\n    namespace: {NAMESPACE}\n    labels:\n      \
-                 kustomize.toolkit.fluxcd.io/name: apps\n      kustomize.toolkit.fluxcd.io/namespace: flux-system\n  data: {{key: v0}}\n"
-            )
-        })
-        .collect();
-    let list = format!("apiVersion: v1\nkind: List\nitems:\n{items}");
-    let args = [
-        "apply",
-        "--server-side",
-        "--field-manager=kustomize-controller",
-        "-f",
-        "-",
-    ];
-    env.kubectl("kustomize-controller", &args, Some(&list))
-        .map(drop)
+    env.apply_owned_configmaps(NAMESPACE, 0..OBJECTS)
 }
 
 async fn client(env: &Env, who: &str) -> Result<Client, String> {

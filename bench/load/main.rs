@@ -7,6 +7,8 @@
 //!
 //!     cargo bench --bench load [-- --seconds 5 --concurrency 32 --rate 20000]
 
+#[path = "../support/args.rs"]
+mod args;
 #[path = "../../tests/support/registry.rs"]
 mod registry;
 #[allow(dead_code)]
@@ -15,6 +17,8 @@ mod reviews;
 
 #[path = "../support/results.rs"]
 mod results_file;
+#[path = "../support/tls_server.rs"]
+mod tls_server;
 
 mod client;
 mod plot;
@@ -29,14 +33,6 @@ use gitops_guard::{
     pin::settings::RegistrySettings,
     policy::Policy,
 };
-
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    let value = args
-        .iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1));
-    value.and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// One measured configuration.
 pub struct Run {
@@ -73,9 +69,9 @@ fn main() {
         return; // `cargo test --all-targets` runs benches without --bench.
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let seconds = arg(&args, "--seconds", 5);
-    let concurrency = usize::try_from(arg(&args, "--concurrency", 32)).unwrap_or(32);
-    let rate = arg(&args, "--rate", 20_000);
+    let seconds: u64 = args::value(&args, "--seconds", 5);
+    let concurrency: usize = args::value(&args, "--concurrency", 32);
+    let rate: u64 = args::value(&args, "--rate", 20_000);
     // One worker thread for the servers, one for the client: on two cores
     // each gets about one, and the ratio to the null webhook is the ratio of
     // per-review CPU rather than of who won the scheduler.
@@ -101,7 +97,7 @@ fn measure(
     rate: u64,
 ) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let ca = servers::certificate(dir.path())?;
+    let ca = tls_server::certificate(dir.path())?.ca_pem;
     // The registry the mutate path pins against (Debian's docker-registry).
     let registry = registry::Registry::start(None)?;
     registry.push("shop/web", "1.27.3", "load")?;

@@ -56,6 +56,41 @@ impl Env {
     }
 }
 
+impl Env {
+    /// ConfigMaps `cm-{i}` for `i` in `names`, owned by the Flux
+    /// Kustomization flux-system/apps, server-side applied as
+    /// kustomize-controller in batches of 500.
+    pub fn apply_owned_configmaps(
+        &self,
+        ns: &str,
+        names: std::ops::Range<usize>,
+    ) -> Result<(), String> {
+        let mut start = names.start;
+        while start < names.end {
+            let end = (start + 500).min(names.end);
+            let items: String = (start..end)
+                .map(|i| {
+                    format!(
+                        "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-{i}\n    namespace: {ns}\n    labels:\n      \
+                         kustomize.toolkit.fluxcd.io/name: apps\n      kustomize.toolkit.fluxcd.io/namespace: flux-system\n  data: {{key: v{i}}}\n"
+                    )
+                })
+                .collect();
+            let list = format!("apiVersion: v1\nkind: List\nitems:\n{items}");
+            let args = [
+                "apply",
+                "--server-side",
+                "--field-manager=kustomize-controller",
+                "-f",
+                "-",
+            ];
+            self.kubectl("kustomize-controller", &args, Some(&list))?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
 /// Starts the control plane, guard, registries and Alertmanager in `run`.
 pub fn up(name: &str) -> Result<Env, String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

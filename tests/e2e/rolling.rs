@@ -180,9 +180,12 @@ pub fn restarting_each_of_two_instances_under_load_fails_no_review(c: &Cluster) 
                 ));
             }
         }
-        let connections = balancer.counters.connections.load(Ordering::Relaxed);
+        let counters = &balancer.counters;
         eprintln!(
-            "  {connections} connections through the balancer\n  {}",
+            "  {} connections through the balancer ({} with no ready backend, {} refused by one)\n  {}",
+            counters.connections.load(Ordering::Relaxed),
+            counters.no_backend.load(Ordering::Relaxed),
+            counters.connect_failed.load(Ordering::Relaxed),
             steps.join("\n  ")
         );
         if !failed.is_empty() {
