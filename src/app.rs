@@ -36,6 +36,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_in_flight,
         max_connections,
         header_read_timeout,
+        idle_timeout,
         cert_reload_interval,
         shutdown_delay,
         shutdown_grace,
@@ -127,7 +128,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--admin-listen {admin_listen}: cannot bind"))?;
     let handle: Handle<std::net::SocketAddr> = Handle::new();
     let limit = tls::ConnectionLimit::new(max_connections, &registry)?;
-    let webhook = tls::server(listener, rustls, header_read_timeout, limit)?.handle(handle.clone());
+    let clocks = tls::Clocks {
+        header_read: header_read_timeout,
+        idle: idle_timeout,
+    };
+    let webhook = tls::server(listener, rustls, clocks, limit)?.handle(handle.clone());
     let shed_metrics = guard.metrics.clone();
     let app = server::router(guard, request_timeout).merge(serve::router(pinner));
     let app = server::shed(app, max_in_flight, &shed_metrics);

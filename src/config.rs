@@ -161,10 +161,16 @@ pub struct ServeArgs {
     /// connections).
     #[arg(long, env = "GITOPS_GUARD_MAX_CONNECTIONS", default_value_t = 256)]
     pub max_connections: usize,
-    /// Time a client gets to finish the TLS handshake, then (HTTP/1) to send
-    /// each request's headers.
+    /// Time a client gets to finish the TLS handshake, then (HTTP/1) to
+    /// complete each request's headers once it has begun sending them.
     #[arg(long, env = "GITOPS_GUARD_HEADER_READ_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+    /// A webhook connection with no review in flight is closed after this
+    /// long. Keep it above the clients' idle timeout (Go's and so the
+    /// apiserver's: 90 s) so the client, which knows when it is about to
+    /// send, closes first; a server-side close can race a review.
+    #[arg(long, env = "GITOPS_GUARD_IDLE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     /// Re-read the certificate at least this often (file events also trigger
     /// it); unchanged files cost a read and a compare.
     #[arg(long, env = "GITOPS_GUARD_CERT_RELOAD_INTERVAL", default_value = "4s", value_parser = parse_duration)]
@@ -188,6 +194,9 @@ impl ServeArgs {
         }
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".into());
+        }
+        if self.idle_timeout < self.header_read_timeout {
+            return Err("--idle-timeout must be at least --header-read-timeout".into());
         }
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());

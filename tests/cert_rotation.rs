@@ -211,7 +211,7 @@ async fn the_leaf_and_then_the_ca_rotate_under_load_without_one_failed_review() 
         tls::server(
             listener,
             rustls,
-            Duration::from_secs(2),
+            tls::Clocks::default(),
             tls::ConnectionLimit::unregistered(64).unwrap(),
         )
         .unwrap()

@@ -169,6 +169,27 @@ fn serve_refuses_to_start_with_a_broken_certificate_and_names_the_flag() {
 }
 
 #[test]
+fn serve_refuses_an_idle_timeout_shorter_than_the_header_read_timeout() {
+    let out = guard(&[
+        "serve",
+        "--tls-cert",
+        "/nonexistent/tls.crt",
+        "--tls-key",
+        "/nonexistent/tls.key",
+        "--idle-timeout",
+        "1s",
+        "--header-read-timeout",
+        "2s",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--idle-timeout must be at least --header-read-timeout"),
+        "{err}"
+    );
+}
+
+#[test]
 fn serve_refuses_to_start_with_a_broken_policy_and_names_the_field() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let policy = dir.path().join("policy.yaml");

@@ -6,123 +6,15 @@
 
 #[allow(dead_code)]
 mod common;
+#[allow(dead_code)]
+#[path = "support/tls_peer.rs"]
+mod peer;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use axum_server::tls_rustls::RustlsConfig;
-use gitops_guard::cert::{self, Bundle, CertRequest};
-use gitops_guard::cluster::view::ClusterView;
-use gitops_guard::tls;
-use prometheus::Registry;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-
-const READ_TIMEOUT: Duration = Duration::from_millis(500);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a test waits before calling a connection pinned.
-const PINNED: Duration = Duration::from_secs(10);
-const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1",
-  "kind":{"group":"","version":"v1","kind":"ConfigMap"},"resource":{"group":"","version":"v1","resource":"configmaps"},
-  "name":"x","namespace":"prod","operation":"UPDATE","userInfo":{"username":"alice"},
-  "object":{"metadata":{"name":"x"}},"oldObject":{"metadata":{"name":"x"}}}}"#;
-
-#[derive(Clone)]
-struct Server {
-    addr: SocketAddr,
-    bundle: Bundle,
-    registry: Registry,
-}
-
-async fn serve() -> Server {
-    serve_limited(1024).await
-}
-
-async fn serve_limited(max_connections: usize) -> Server {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let request = CertRequest {
-        service: "gitops-guard".into(),
-        namespace: "gitops-guard".into(),
-        dns: vec![],
-        ips: vec!["127.0.0.1".parse().unwrap()],
-        validity_days: 1,
-    };
-    let bundle = cert::generate(&request).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    cert::write(&bundle, dir.path()).unwrap();
-    let loaded = tls::load(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (app, _) = common::app_with_timeout(ClusterView::synced(), REQUEST_TIMEOUT);
-    let registry = Registry::new();
-    let limit = tls::ConnectionLimit::new(max_connections, &registry).unwrap();
-    let server = tls::server(
-        listener,
-        RustlsConfig::from_config(loaded.config),
-        READ_TIMEOUT,
-        limit,
-    );
-    tokio::spawn(server.unwrap().serve(app.into_make_service()));
-    Server {
-        addr,
-        bundle,
-        registry,
-    }
-}
-
-impl Server {
-    fn metric(&self, name: &str) -> f64 {
-        let text = prometheus::TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap();
-        let line = text.lines().find(|l| l.starts_with(name));
-        line.and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-    }
-
-    /// A blocking TLS stream to the server, handshake done.
-    fn connect(&self) -> StreamOwned<ClientConnection, TcpStream> {
-        let mut roots = RootCertStore::empty();
-        let ca = CertificateDer::from_pem_slice(self.bundle.ca_pem.as_bytes()).unwrap();
-        roots.add(ca).unwrap();
-        let mut config = ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let name = ServerName::try_from("127.0.0.1").unwrap();
-        let conn = ClientConnection::new(Arc::new(config), name).unwrap();
-        let tcp = TcpStream::connect(self.addr).unwrap();
-        tcp.set_read_timeout(Some(PINNED)).unwrap();
-        let mut stream = StreamOwned::new(conn, tcp);
-        stream.conn.complete_io(&mut stream.sock).unwrap();
-        stream
-    }
-}
-
-/// Reads until the server closes; returns what it sent and when it closed.
-fn read_until_closed(stream: &mut impl Read, since: Instant) -> (String, Duration) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                panic!("still open after {PINNED:?}")
-            }
-            Err(_) => break,
-        }
-    }
-    (String::from_utf8_lossy(&got).into_owned(), since.elapsed())
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
+use peer::*;
 
 #[tokio::test]
 async fn a_connection_that_never_starts_its_tls_handshake_is_closed() {

@@ -2,7 +2,7 @@
 //! (`tls::load` + `tls::server`), as the load and apiserver benches run
 //! their servers.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{net::SocketAddr, path::Path};
 
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
@@ -36,7 +36,7 @@ pub async fn serve(app: Router, dir: &Path) -> Result<SocketAddr, String> {
     let server = tls::server(
         listener,
         rustls,
-        Duration::from_secs(2),
+        tls::Clocks::default(),
         tls::ConnectionLimit::unregistered(usize::MAX).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;

@@ -208,39 +208,38 @@ fn unusable(path: &Path, reason: impl fmt::Display) -> TlsError {
     }
 }
 
+mod idle;
 mod limit;
 mod metrics;
 mod watch;
 
+pub use idle::{Clocks, Watch};
 pub use limit::ConnectionLimit;
 pub use metrics::{ReloadResult, TlsMetrics};
 pub use watch::CertWatcher;
+
+/// The accept chain of the webhook server, outermost first.
+pub type Acceptor = Watch<axum_server::tls_rustls::RustlsAcceptor<ConnectionLimit>>;
 
 /// The webhook's HTTPS server on `listener`: rustls with `config`, at most
 /// `limit` connections, and `TCP_NODELAY` on every connection. Without it a
 /// small answer can wait for the client's delayed ACK (Nagle): tens of
 /// milliseconds under HTTP/2, which is what the apiserver speaks to
-/// webhooks. A client gets `read_timeout` to finish the TLS handshake and
-/// then, on HTTP/1, to send each request's headers, so silent or trickling
-/// connections cannot pile up.
+/// webhooks. A client gets `clocks.header_read` to finish the TLS handshake
+/// and then, on HTTP/1, to complete each request's headers once it has
+/// begun; a connection with nothing in flight is closed after `clocks.idle`
+/// (see [`idle`]), so silent or trickling connections cannot pile up.
 pub fn server(
     listener: std::net::TcpListener,
     config: RustlsConfig,
-    read_timeout: std::time::Duration,
+    clocks: Clocks,
     limit: ConnectionLimit,
-) -> std::io::Result<
-    axum_server::Server<
-        std::net::SocketAddr,
-        axum_server::tls_rustls::RustlsAcceptor<ConnectionLimit>,
-    >,
-> {
-    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
-        .handshake_timeout(read_timeout)
+) -> std::io::Result<axum_server::Server<std::net::SocketAddr, Acceptor>> {
+    let tls = axum_server::tls_rustls::RustlsAcceptor::new(config)
+        .handshake_timeout(clocks.header_read)
         .acceptor(limit);
-    let mut server = axum_server::from_tcp(listener)?.acceptor(acceptor);
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(Some(read_timeout));
+    let mut server = axum_server::from_tcp(listener)?.acceptor(Watch::new(tls, clocks));
+    // hyper's own timer would start on every idle keep-alive connection.
+    server.http_builder().http1().header_read_timeout(None);
     Ok(server)
 }

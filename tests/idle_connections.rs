@@ -1,0 +1,70 @@
+//! A keep-alive connection between reviews is not a slow client: the
+//! header read timeout starts only once a request has begun, and a
+//! connection with nothing in flight is closed at the (longer) idle timeout,
+//! HTTP/1.1 and HTTP/2 alike. Before, hyper's header timeout closed idle
+//! keep-alive connections after seconds, racing clients that reused them.
+
+#[allow(dead_code)]
+mod common;
+#[allow(dead_code)]
+#[path = "support/tls_peer.rs"]
+mod peer;
+
+use std::io::Write;
+use std::time::Instant;
+
+use peer::*;
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_header_read_timeout() {
+    let server = serve().await;
+    let second = blocking(move || {
+        let mut stream = server.connect();
+        let first = review(&mut stream);
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        std::thread::sleep(READ_TIMEOUT * 2);
+        review(&mut stream)
+    })
+    .await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_left_idle_is_closed_at_the_idle_timeout() {
+    let server = serve().await;
+    let (_, closed) = blocking(move || {
+        let mut stream = server.connect();
+        let answer = review(&mut stream);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        read_until_closed(&mut stream, Instant::now())
+    })
+    .await;
+    println!("idle HTTP/1.1 connection closed after {closed:?}");
+    assert!(
+        closed >= IDLE_TIMEOUT,
+        "closed before the idle timeout: {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_http2_connection_with_nothing_in_flight_is_closed_at_the_idle_timeout() {
+    let server = serve().await;
+    let (_, closed) = blocking(move || {
+        let mut stream = server.connect_alpn(b"h2");
+        assert_eq!(stream.conn.alpn_protocol(), Some(&b"h2"[..]));
+        let started = Instant::now();
+        // The client preface and an empty SETTINGS frame, then silence.
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .unwrap();
+        stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+        stream.flush().unwrap();
+        read_until_closed(&mut stream, started)
+    })
+    .await;
+    println!("idle HTTP/2 connection closed after {closed:?}");
+    assert!(
+        closed >= IDLE_TIMEOUT,
+        "closed before the idle timeout: {closed:?}"
+    );
+}
