@@ -14,12 +14,16 @@ use axum::{
 };
 use prometheus::{Encoder, Registry, TextEncoder};
 
-/// Readiness is the conjunction of three facts, each set by its owner.
+use crate::drain::Drain;
+
+/// Readiness is the conjunction of three facts, each set by its owner, and
+/// of not shutting down.
 #[derive(Debug, Default)]
 pub struct Readiness {
     pub certificate_loaded: AtomicBool,
     pub listener_bound: AtomicBool,
     pub view_synced: AtomicBool,
+    pub draining: Drain,
 }
 
 impl Readiness {
@@ -34,6 +38,7 @@ impl Readiness {
             .iter()
             .filter(|(f, _)| !f.load(Ordering::Acquire))
             .map(|(_, why)| *why)
+            .chain(self.draining.is_draining().then_some("shutting down"))
             .collect()
     }
 }

@@ -11,6 +11,7 @@ use crate::{
     admin::{self, Readiness},
     cluster::{reflect, view::ClusterView},
     config::ServeArgs,
+    drain,
     drift::{self, journal::Journal},
     metrics::{AdmissionMetrics, ViewSizeCollector},
     pin::{
@@ -136,6 +137,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shed_metrics = guard.metrics.clone();
     let app = server::router(guard, request_timeout).merge(serve::router(pinner));
     let app = server::shed(app, max_in_flight, &shed_metrics);
+    let app = drain::layer(app, readiness.draining.clone());
     let webhook = tokio::spawn(webhook.serve(app.into_make_service()));
     readiness.listener_bound.store(true, Ordering::Release);
     tracing::info!(%listen, %admin_listen, "serving");
@@ -153,7 +155,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!(delay = ?shutdown_delay, grace = ?shutdown_grace, "shutting down: draining in-flight reviews");
-    readiness.listener_bound.store(false, Ordering::Release);
+    readiness.draining.start();
     tokio::time::sleep(shutdown_delay).await;
     handle.graceful_shutdown(Some(shutdown_grace));
     webhook.await??;

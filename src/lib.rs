@@ -12,6 +12,7 @@ pub mod check;
 pub mod check_mutate;
 pub mod cluster;
 pub mod config;
+pub mod drain;
 pub mod drift;
 pub mod duration;
 pub mod guard;
