@@ -22,7 +22,7 @@ test:
 
 ## test-unit: everything but the end-to-end suite
 test-unit:
-	cargo test --lib --bins --test router --test bad_input --test cli --test cert --test tls_reload --test cert_rotation --test shedding --test slow_clients
+	cargo test --lib --bins $(patsubst tests/%.rs,--test %,$(wildcard tests/*.rs))
 
 ## test-e2e: only the end-to-end suite
 test-e2e:

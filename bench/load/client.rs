@@ -38,8 +38,13 @@ pub struct Outcome {
     /// Latency in microseconds.
     pub histogram: Histogram<u64>,
     pub errors: u64,
+    /// What the first few failures were, so a failed run says why.
+    pub first_errors: Vec<String>,
     pub seconds: f64,
 }
+
+/// How many failures an [`Outcome`] describes.
+const ERROR_SAMPLES: usize = 3;
 
 impl Outcome {
     pub fn throughput(&self) -> f64 {
@@ -53,10 +58,21 @@ impl Outcome {
 }
 
 pub fn client(ca_pem: &str, protocol: Protocol, pool: usize) -> Result<reqwest::Client, String> {
+    client_with_idle(ca_pem, protocol, pool, Duration::from_secs(90))
+}
+
+/// [`client`] dropping connections idle for `idle` (reqwest's default: 90 s).
+pub fn client_with_idle(
+    ca_pem: &str,
+    protocol: Protocol,
+    pool: usize,
+    idle: Duration,
+) -> Result<reqwest::Client, String> {
     let ca = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
     let builder = reqwest::Client::builder()
         .tls_certs_merge(ca)
         .pool_max_idle_per_host(pool)
+        .pool_idle_timeout(idle)
         .timeout(Duration::from_secs(10));
     let builder = match protocol {
         Protocol::Http1 => builder.http1_only(),
@@ -72,19 +88,24 @@ fn histogram() -> Histogram<u64> {
 
 struct Shared {
     histogram: Mutex<Histogram<u64>>,
-    errors: Mutex<u64>,
+    errors: Mutex<(u64, Vec<String>)>,
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: &bytes::Bytes) -> bool {
+async fn post(client: &reqwest::Client, url: &str, body: &bytes::Bytes) -> Result<(), String> {
     let sent = client
         .post(url)
         .header("content-type", "application/json")
         .body(body.clone())
         .send()
         .await;
-    match sent {
-        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-        _ => false,
+    // `{:?}` keeps the source chain (e.g. hyper's "connection closed").
+    let response = sent.map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| format!("{e:?}"))?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
     }
 }
 
@@ -92,7 +113,7 @@ async fn post(client: &reqwest::Client, url: &str, body: &bytes::Bytes) -> bool 
 pub async fn run(client: reqwest::Client, url: String, body: Vec<u8>, load: Load) -> Outcome {
     let shared = Arc::new(Shared {
         histogram: Mutex::new(histogram()),
-        errors: Mutex::new(0),
+        errors: Mutex::new((0, Vec::new())),
     });
     let body = bytes::Bytes::from(body);
     let start = Instant::now();
@@ -100,16 +121,24 @@ pub async fn run(client: reqwest::Client, url: String, body: Vec<u8>, load: Load
     let end = measure_from + load.duration;
     let record = {
         let shared = shared.clone();
-        move |scheduled: Instant, ok: bool| {
+        move |scheduled: Instant, sent: Result<(), String>| {
             if scheduled < measure_from {
                 return;
             }
-            if ok {
-                let micros = u64::try_from(scheduled.elapsed().as_micros()).unwrap_or(u64::MAX);
-                let mut h = shared.histogram.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = h.record(micros.max(1));
-            } else {
-                *shared.errors.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            match sent {
+                Ok(()) => {
+                    let micros = u64::try_from(scheduled.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    let mut h = shared.histogram.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = h.record(micros.max(1));
+                }
+                Err(why) => {
+                    let mut errors = shared.errors.lock().unwrap_or_else(|e| e.into_inner());
+                    errors.0 += 1;
+                    if errors.1.len() < ERROR_SAMPLES {
+                        let at = scheduled.saturating_duration_since(start).as_secs_f64();
+                        errors.1.push(format!("sent at {at:.3} s: {why}"));
+                    }
+                }
             }
         }
     };
@@ -122,8 +151,8 @@ pub async fn run(client: reqwest::Client, url: String, body: Vec<u8>, load: Load
                 tasks.push(tokio::spawn(async move {
                     while Instant::now() < end {
                         let t = Instant::now();
-                        let ok = post(&client, &url, &body).await;
-                        record(t, ok);
+                        let sent = post(&client, &url, &body).await;
+                        record(t, sent);
                     }
                 }));
             }
@@ -142,8 +171,8 @@ pub async fn run(client: reqwest::Client, url: String, body: Vec<u8>, load: Load
                 tasks.push(tokio::spawn(async move {
                     while scheduled < end {
                         tokio::time::sleep_until(scheduled.into()).await;
-                        let ok = post(&client, &url, &body).await;
-                        record(scheduled, ok);
+                        let sent = post(&client, &url, &body).await;
+                        record(scheduled, sent);
                         scheduled += step;
                     }
                 }));
@@ -158,10 +187,12 @@ pub async fn run(client: reqwest::Client, url: String, body: Vec<u8>, load: Load
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let errors = *shared.errors.lock().unwrap_or_else(|e| e.into_inner());
+    let (errors, first_errors) =
+        std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
     Outcome {
         histogram,
         errors,
+        first_errors,
         seconds: load.duration.as_secs_f64(),
     }
 }

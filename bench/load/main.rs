@@ -197,6 +197,9 @@ async fn load(
                     outcome,
                 };
                 println!("{}", results::row(&run));
+                for why in &run.outcome.first_errors {
+                    eprintln!("  an error: {why}");
+                }
                 runs.push(run);
             }
         }

@@ -27,6 +27,9 @@ pub struct Counters {
     /// Connections whose backend refused the TCP connect.
     pub connect_failed: AtomicU64,
     pub connections: AtomicU64,
+    /// Connections whose piping ended in an error (e.g. a reset), with the
+    /// first few errors.
+    pub broken: Mutex<(u64, Vec<String>)>,
 }
 
 pub struct Balancer {
@@ -115,7 +118,15 @@ impl Balancer {
                         let _ = server.set_nodelay(true);
                         let _ = client.set_nodelay(true);
                         let mut client = client;
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        let piped = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        if let Err(e) = piped
+                            && let Ok(mut broken) = this.counters.broken.lock()
+                        {
+                            broken.0 += 1;
+                            if broken.1.len() < 3 {
+                                broken.1.push(format!("{}: {e}", backend.webhook));
+                            }
+                        }
                     }
                     Err(_) => {
                         this.counters.connect_failed.fetch_add(1, Ordering::Relaxed);
