@@ -15,6 +15,9 @@ use std::time::Instant;
 
 use peer::*;
 
+/// HTTP/2's client connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_outlives_the_header_read_timeout() {
     let server = serve().await;
@@ -50,9 +53,9 @@ async fn a_keep_alive_connection_left_idle_is_closed_at_the_idle_timeout() {
 async fn an_http2_connection_with_nothing_in_flight_is_closed_at_the_idle_timeout() {
     let server = serve().await;
     let (_, closed) = blocking(move || {
+        let started = Instant::now();
         let mut stream = server.connect_alpn(b"h2");
         assert_eq!(stream.conn.alpn_protocol(), Some(&b"h2"[..]));
-        let started = Instant::now();
         // The client preface and an empty SETTINGS frame, then silence.
         stream
             .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
@@ -66,5 +69,24 @@ async fn an_http2_connection_with_nothing_in_flight_is_closed_at_the_idle_timeou
     assert!(
         closed >= IDLE_TIMEOUT,
         "closed before the idle timeout: {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn http2_by_prior_knowledge_without_alpn_gets_the_idle_clock_too() {
+    let server = serve().await;
+    let (_, closed) = blocking(move || {
+        let started = Instant::now();
+        let mut stream = server.connect_alpn(b"http/1.1");
+        stream.write_all(H2_PREFACE).unwrap();
+        stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+        stream.flush().unwrap();
+        read_until_closed(&mut stream, started)
+    })
+    .await;
+    println!("idle HTTP/2 (prior knowledge) connection closed after {closed:?}");
+    assert!(
+        closed >= IDLE_TIMEOUT,
+        "closed at the header timeout: {closed:?}"
     );
 }

@@ -140,7 +140,12 @@ impl Activity {
         }
     }
 
-    fn read_bytes(&self) {
+    /// Bytes arrived; `preface` when they are the connection's first and
+    /// open with HTTP/2's client preface (prior knowledge, no ALPN).
+    fn read_bytes(&self, preface: bool) {
+        if preface {
+            self.state().http2 = true;
+        }
         if self.in_flight.load(Ordering::Acquire) == 0 {
             let mut state = self.state();
             if !state.http2 && state.head_started.is_none() {
@@ -175,7 +180,12 @@ pub struct Watched<S> {
     activity: Arc<Activity>,
     clocks: Clocks,
     timer: Pin<Box<Sleep>>,
+    read_any: bool,
 }
+
+/// How an HTTP/2 connection opens (RFC 9113 §3.4), enough to tell it from
+/// any HTTP/1 request line.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 impl<S> Watched<S> {
     fn new(stream: S, activity: Arc<Activity>, clocks: Clocks) -> Self {
@@ -185,6 +195,7 @@ impl<S> Watched<S> {
             activity,
             clocks,
             timer,
+            read_any: false,
         }
     }
 }
@@ -199,7 +210,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let this = &mut *self;
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
-                this.activity.read_bytes();
+                let first = !std::mem::replace(&mut this.read_any, true);
+                let preface = first && buf.filled()[before..].starts_with(H2_PREFACE);
+                this.activity.read_bytes(preface);
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
