@@ -49,22 +49,25 @@ async fn a_keep_alive_connection_left_idle_is_closed_at_the_idle_timeout() {
     );
 }
 
-#[tokio::test]
-async fn an_http2_connection_with_nothing_in_flight_is_closed_at_the_idle_timeout() {
-    let server = serve().await;
-    let (_, closed) = blocking(move || {
+/// Opens a connection offering `alpn`, sends HTTP/2's preface and an empty
+/// SETTINGS frame, then stays silent; returns how long the server kept it,
+/// counted from before the connect (the idle clock starts at accept).
+async fn silent_http2(server: Server, alpn: &'static [u8]) -> std::time::Duration {
+    blocking(move || {
         let started = Instant::now();
-        let mut stream = server.connect_alpn(b"h2");
-        assert_eq!(stream.conn.alpn_protocol(), Some(&b"h2"[..]));
-        // The client preface and an empty SETTINGS frame, then silence.
-        stream
-            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-            .unwrap();
+        let mut stream = server.connect_alpn(alpn);
+        assert_eq!(stream.conn.alpn_protocol(), Some(alpn));
+        stream.write_all(H2_PREFACE).unwrap();
         stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
         stream.flush().unwrap();
-        read_until_closed(&mut stream, started)
+        read_until_closed(&mut stream, started).1
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn an_http2_connection_with_nothing_in_flight_is_closed_at_the_idle_timeout() {
+    let closed = silent_http2(serve().await, b"h2").await;
     println!("idle HTTP/2 connection closed after {closed:?}");
     assert!(
         closed >= IDLE_TIMEOUT,
@@ -74,16 +77,7 @@ async fn an_http2_connection_with_nothing_in_flight_is_closed_at_the_idle_timeou
 
 #[tokio::test]
 async fn http2_by_prior_knowledge_without_alpn_gets_the_idle_clock_too() {
-    let server = serve().await;
-    let (_, closed) = blocking(move || {
-        let started = Instant::now();
-        let mut stream = server.connect_alpn(b"http/1.1");
-        stream.write_all(H2_PREFACE).unwrap();
-        stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
-        stream.flush().unwrap();
-        read_until_closed(&mut stream, started)
-    })
-    .await;
+    let closed = silent_http2(serve().await, b"http/1.1").await;
     println!("idle HTTP/2 (prior knowledge) connection closed after {closed:?}");
     assert!(
         closed >= IDLE_TIMEOUT,
