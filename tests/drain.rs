@@ -5,8 +5,12 @@
 
 #[allow(dead_code)]
 mod common;
+#[allow(dead_code)]
+#[path = "support/tls_peer.rs"]
+mod peer;
 
-use std::time::Duration;
+use std::net::TcpStream;
+use std::time::Instant;
 
 use axum::{
     body::Body,
@@ -15,57 +19,8 @@ use axum::{
 use gitops_guard::admin::Readiness;
 use gitops_guard::cluster::view::ClusterView;
 use gitops_guard::drain::{self, Drain};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use peer::{PINNED, REVIEW, blocking, read_until_closed, review};
 use tower::ServiceExt;
-
-const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1",
-  "kind":{"group":"","version":"v1","kind":"ConfigMap"},"resource":{"group":"","version":"v1","resource":"configmaps"},
-  "name":"x","namespace":"prod","operation":"UPDATE","userInfo":{"username":"alice"},
-  "object":{"metadata":{"name":"x"}},"oldObject":{"metadata":{"name":"x"}}}}"#;
-
-/// One answer read off a keep-alive connection: its head (lower-cased) and
-/// whether its body arrived whole.
-struct Answer {
-    head: String,
-    complete: bool,
-}
-
-async fn review(stream: &mut TcpStream) -> Answer {
-    let request = format!(
-        "POST /validate HTTP/1.1\r\nhost: guard\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n\r\n{REVIEW}",
-        REVIEW.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed before an answer");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map(|v| v.trim().parse().unwrap())
-        .expect("a content-length");
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Answer {
-        complete: buf.len() == head_end + length,
-        head,
-    }
-}
 
 async fn serve(drain: Drain) -> std::net::SocketAddr {
     let (app, _) = common::app(ClusterView::synced());
@@ -79,29 +34,24 @@ async fn serve(drain: Drain) -> std::net::SocketAddr {
 #[tokio::test]
 async fn a_keep_alive_connection_is_closed_after_the_first_answer_once_draining() {
     let drain = Drain::default();
-    let mut stream = TcpStream::connect(serve(drain.clone()).await)
-        .await
-        .unwrap();
+    let addr = serve(drain.clone()).await;
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PINNED)).unwrap();
 
-    let before = review(&mut stream).await;
-    assert!(before.complete && before.head.starts_with("http/1.1 200"));
-    assert!(
-        !before.head.contains("connection: close"),
-        "{}",
-        before.head
-    );
+    let (before, mut stream) = blocking(move || (review(&mut stream).to_lowercase(), stream)).await;
+    assert!(before.starts_with("http/1.1 200"), "{before}");
+    assert!(!before.contains("connection: close"), "{before}");
 
     drain.start();
-    let after = review(&mut stream).await;
-    assert!(after.complete && after.head.starts_with("http/1.1 200"));
-    assert!(after.head.contains("connection: close"), "{}", after.head);
-
-    let mut rest = [0u8; 64];
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut rest)).await;
-    assert!(
-        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
-        "the server kept the connection open after Connection: close: {read:?}"
-    );
+    let after = blocking(move || {
+        let after = review(&mut stream).to_lowercase();
+        // Panics if the server keeps the connection open.
+        read_until_closed(&mut stream, Instant::now());
+        after
+    })
+    .await;
+    assert!(after.starts_with("http/1.1 200"), "{after}");
+    assert!(after.contains("connection: close"), "{after}");
 }
 
 #[tokio::test]

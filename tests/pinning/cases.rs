@@ -252,11 +252,10 @@ async fn malformed_mutate_reviews_are_clear_errors_never_allows() {
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
-fn dry_run(mut review: Vec<u8>) -> Vec<u8> {
+fn dry_run(review: Vec<u8>) -> Vec<u8> {
     let mut value: Value = serde_json::from_slice(&review).expect("json");
     value["request"]["dryRun"] = json!(true);
-    review = serde_json::to_vec(&value).expect("serializes");
-    review
+    serde_json::to_vec(&value).expect("serializes")
 }
 
 #[tokio::test]

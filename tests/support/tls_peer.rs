@@ -1,6 +1,6 @@
 //! A webhook server on loopback with the guard's TLS stack and short
 //! timeouts, and a raw blocking TLS client to misbehave against it: shared
-//! by the slow-client and idle-connection tests.
+//! by the slow-client, idle-connection and drain tests.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
