@@ -1,6 +1,7 @@
 //! Decoding and answering AdmissionReviews.
 
 pub mod decision;
+pub mod depth;
 pub mod object;
 pub mod respond;
 pub mod review;

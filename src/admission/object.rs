@@ -1,9 +1,10 @@
 //! An object reduced to the metadata the guard reads.
 //!
 //! Everything else (spec, status, data, managedFields) is skipped while
-//! parsing, through a visitor that still counts nesting depth, so a deeply
-//! nested body is an error rather than silently accepted, and strings
-//! borrow from the request body when they hold no escapes.
+//! parsing with serde's `IgnoredAny` (serde_json's fast path: no string is
+//! unescaped, no number parsed), and strings borrow from the request body
+//! when they hold no escapes. Skipping has no recursion limit of its own;
+//! `super::depth` bounds nesting before decoding starts.
 
 use std::{borrow::Cow, collections::BTreeMap, fmt};
 
@@ -11,7 +12,7 @@ use super::spec::SpecView;
 
 use serde::{
     Deserialize, Deserializer,
-    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
+    de::{IgnoredAny, MapAccess, Visitor},
 };
 
 pub type StrMap<'a> = BTreeMap<Cow<'a, str>, Cow<'a, str>>;
@@ -75,60 +76,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectView<'a> {
                             .next_value::<Option<SpecView<'a>>>()?
                             .unwrap_or_default();
                     } else {
-                        map.next_value::<Skip>()?;
+                        map.next_value::<IgnoredAny>()?;
                     }
                 }
                 Ok(view)
             }
         }
         d.deserialize_map(ObjectVisitor(std::marker::PhantomData))
-    }
-}
-
-/// Skips any value, walking arrays and objects through the deserializer so
-/// its recursion limit applies (serde's `IgnoredAny` skips without one).
-pub(super) struct Skip;
-
-impl<'de> Deserialize<'de> for Skip {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(SkipVisitor)
-    }
-}
-
-pub(super) struct SkipVisitor;
-
-impl<'de> Visitor<'de> for SkipVisitor {
-    type Value = Skip;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_unit<E>(self) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
-        while seq.next_element::<Skip>()?.is_some() {}
-        Ok(Skip)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-        while map.next_key::<IgnoredAny>()?.is_some() {
-            map.next_value::<Skip>()?;
-        }
-        Ok(Skip)
     }
 }
 

@@ -3,11 +3,13 @@
 //! Only what the decision needs is decoded; everything else in `object` and
 //! `oldObject` (spec, status, managedFields) is skipped by the parser without
 //! being built, and strings borrow from the request body where they can.
+//! The nesting bound for the skipped parts is checked first (`super::depth`).
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::depth;
 pub use super::object::{Metadata, ObjectView, OwnerReference, StrMap};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
@@ -19,6 +21,8 @@ pub enum DecodeError {
     Empty,
     #[error("request body is not a valid AdmissionReview: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("request body is not a valid AdmissionReview: JSON nested deeper than {0} levels")]
+    TooDeep(usize),
     #[error("unsupported apiVersion {0:?}: only admission.k8s.io/v1 is served")]
     ApiVersion(String),
     #[error("AdmissionReview has no request")]
@@ -32,7 +36,7 @@ impl DecodeError {
     pub fn cause(&self) -> &'static str {
         match self {
             Self::Empty => "empty",
-            Self::Json(_) => "json",
+            Self::Json(_) | Self::TooDeep(_) => "json",
             Self::ApiVersion(_) => "api-version",
             Self::NoRequest => "no-request",
             Self::NoUid => "no-uid",
@@ -72,6 +76,9 @@ where
 {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
+    }
+    if depth::exceeds(body, depth::MAX_DEPTH) {
+        return Err(DecodeError::TooDeep(depth::MAX_DEPTH));
     }
     let envelope: Envelope<'a, R> = match serde_json::from_slice(body) {
         Ok(envelope) => envelope,

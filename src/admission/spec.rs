@@ -6,10 +6,10 @@ use std::{borrow::Cow, fmt};
 
 use serde::{
     Deserialize, Deserializer,
-    de::{MapAccess, SeqAccess, Visitor},
+    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
 };
 
-use super::object::{CowStr, Skip, SkipVisitor};
+use super::object::CowStr;
 
 /// `spec.sourceRef`, `spec.chartRef`, `spec.chart.spec.sourceRef`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -86,11 +86,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for SpecView<'a> {
                         "targetNamespace" => spec.target_namespace = text(map)?,
                         "storageNamespace" => spec.storage_namespace = text(map)?,
                         "kubeConfig" => {
-                            let value: Option<Skip> = map.next_value()?;
+                            let value: Option<IgnoredAny> = map.next_value()?;
                             spec.kube_config = value.is_some();
                         }
                         _ => {
-                            map.next_value::<Skip>()?;
+                            map.next_value::<IgnoredAny>()?;
                         }
                     }
                     Ok(())
@@ -99,8 +99,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for SpecView<'a> {
             }
             // A spec that is not a map (a schemaless custom resource) has
             // nothing for the tenant rules; skip it like any other field.
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                SkipVisitor.visit_seq(seq).map(|_| SpecView::default())
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(SpecView::default())
             }
             fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
                 Ok(SpecView::default())
@@ -142,7 +143,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChartView<'a> {
                     if key == "spec" {
                         found = map.next_value::<Option<ChartSpec<'a>>>()?.and_then(|s| s.0);
                     } else {
-                        map.next_value::<Skip>()?;
+                        map.next_value::<IgnoredAny>()?;
                     }
                     Ok(())
                 })?;
@@ -169,7 +170,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChartSpec<'a> {
                     if key == "sourceRef" {
                         found = map.next_value()?;
                     } else {
-                        map.next_value::<Skip>()?;
+                        map.next_value::<IgnoredAny>()?;
                     }
                     Ok(())
                 })?;
