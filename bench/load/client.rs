@@ -43,8 +43,25 @@ pub struct Outcome {
     pub seconds: f64,
 }
 
-/// How many failures an [`Outcome`] describes.
-const ERROR_SAMPLES: usize = 3;
+/// A count of failures with the first few of them, so a failed run says why.
+#[derive(Debug, Default, Clone)]
+pub struct Failures {
+    pub count: u64,
+    pub first: Vec<String>,
+}
+
+impl Failures {
+    /// How many failures are described.
+    const SAMPLES: usize = 3;
+
+    /// Counts one failure; `why` is only formatted while samples are kept.
+    pub fn add(&mut self, why: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.first.len() < Self::SAMPLES {
+            self.first.push(why());
+        }
+    }
+}
 
 impl Outcome {
     pub fn throughput(&self) -> f64 {
@@ -88,7 +105,7 @@ fn histogram() -> Histogram<u64> {
 
 struct Shared {
     histogram: Mutex<Histogram<u64>>,
-    errors: Mutex<(u64, Vec<String>)>,
+    errors: Mutex<Failures>,
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &bytes::Bytes) -> Result<(), String> {
@@ -113,7 +130,7 @@ async fn post(client: &reqwest::Client, url: &str, body: &bytes::Bytes) -> Resul
 pub async fn run(client: reqwest::Client, url: String, body: Vec<u8>, load: Load) -> Outcome {
     let shared = Arc::new(Shared {
         histogram: Mutex::new(histogram()),
-        errors: Mutex::new((0, Vec::new())),
+        errors: Mutex::new(Failures::default()),
     });
     let body = bytes::Bytes::from(body);
     let start = Instant::now();
@@ -132,12 +149,9 @@ pub async fn run(client: reqwest::Client, url: String, body: Vec<u8>, load: Load
                     let _ = h.record(micros.max(1));
                 }
                 Err(why) => {
+                    let at = scheduled.saturating_duration_since(start).as_secs_f64();
                     let mut errors = shared.errors.lock().unwrap_or_else(|e| e.into_inner());
-                    errors.0 += 1;
-                    if errors.1.len() < ERROR_SAMPLES {
-                        let at = scheduled.saturating_duration_since(start).as_secs_f64();
-                        errors.1.push(format!("sent at {at:.3} s: {why}"));
-                    }
+                    errors.add(|| format!("sent at {at:.3} s: {why}"));
                 }
             }
         }
@@ -187,8 +201,10 @@ pub async fn run(client: reqwest::Client, url: String, body: Vec<u8>, load: Load
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let (errors, first_errors) =
-        std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
+    let Failures {
+        count: errors,
+        first: first_errors,
+    } = std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
     Outcome {
         histogram,
         errors,

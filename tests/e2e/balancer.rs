@@ -14,6 +14,8 @@ use std::{
 
 use tokio::net::{TcpListener, TcpStream};
 
+use super::load_client::Failures;
+
 #[derive(Clone, Copy, Debug)]
 pub struct Backend {
     pub webhook: SocketAddr,
@@ -29,7 +31,7 @@ pub struct Counters {
     pub connections: AtomicU64,
     /// Connections whose piping ended in an error (e.g. a reset), with the
     /// first few errors.
-    pub broken: Mutex<(u64, Vec<String>)>,
+    pub broken: Mutex<Failures>,
 }
 
 pub struct Balancer {
@@ -122,10 +124,7 @@ impl Balancer {
                         if let Err(e) = piped
                             && let Ok(mut broken) = this.counters.broken.lock()
                         {
-                            broken.0 += 1;
-                            if broken.1.len() < 3 {
-                                broken.1.push(format!("{}: {e}", backend.webhook));
-                            }
+                            broken.add(|| format!("{}: {e}", backend.webhook));
                         }
                     }
                     Err(_) => {

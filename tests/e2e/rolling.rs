@@ -206,8 +206,8 @@ pub fn restarting_each_of_two_instances_under_load_fails_no_review(c: &Cluster) 
             counters.connections.load(Ordering::Relaxed),
             counters.no_backend.load(Ordering::Relaxed),
             counters.connect_failed.load(Ordering::Relaxed),
-            broken.0,
-            broken.1,
+            broken.count,
+            broken.first,
             steps.join("\n  ")
         );
         if !failed.is_empty() {
