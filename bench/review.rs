@@ -43,25 +43,35 @@ fn handle(policy: &Policy, view: &ClusterView, body: &[u8], now: jiff::Timestamp
     }
 }
 
-fn percentiles(name: &str, policy: &Policy, view: &ClusterView, body: &[u8], iterations: usize) {
-    let now = jiff::Timestamp::now();
+/// `f` timed `iterations` times, each alone, in nanoseconds, sorted.
+fn timed(iterations: usize, f: &mut dyn FnMut()) -> Vec<u128> {
     let mut samples: Vec<u128> = (0..iterations)
         .map(|_| {
             let start = Instant::now();
-            black_box(handle(policy, view, black_box(body), now));
+            f();
             start.elapsed().as_nanos()
         })
         .collect();
     samples.sort_unstable();
-    let at = |q: f64| {
-        samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0
-    };
+    samples
+}
+
+/// The value at quantile `q` (0..=1) of sorted nanoseconds, in µs.
+fn micros(sorted: &[u128], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+fn percentiles(name: &str, policy: &Policy, view: &ClusterView, body: &[u8], iterations: usize) {
+    let now = jiff::Timestamp::now();
+    let samples = timed(iterations, &mut || {
+        black_box(handle(policy, view, black_box(body), now));
+    });
     println!(
         "{name:<24} {:>8} bytes  p50 {:>9.2} µs  p99 {:>9.2} µs  max {:>9.2} µs  (n={iterations})",
         body.len(),
-        at(0.50),
-        at(0.99),
-        at(1.0)
+        micros(&samples, 0.50),
+        micros(&samples, 0.99),
+        micros(&samples, 1.0)
     );
 }
 
@@ -75,16 +85,8 @@ fn stages(name: &str, policy: &Policy, view: &ClusterView, body: &[u8]) {
     };
     let decision = decide(policy, view, &req, now);
     let quantiles = |f: &mut dyn FnMut()| {
-        let mut s: Vec<u128> = (0..20_000)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_nanos()
-            })
-            .collect();
-        s.sort_unstable();
-        let at = |q: f64| s[(s.len() as f64 * q) as usize] as f64 / 1000.0;
-        (at(0.50), at(0.99))
+        let samples = timed(20_000, f);
+        (micros(&samples, 0.50), micros(&samples, 0.99))
     };
     let (d, d99) = quantiles(&mut || {
         black_box(review::decode(black_box(body)).is_ok());
