@@ -14,6 +14,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use peer::*;
+use rstest::rstest;
 
 /// HTTP/2's client connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -49,11 +50,20 @@ async fn a_keep_alive_connection_left_idle_is_closed_at_the_idle_timeout() {
     );
 }
 
-/// Opens a connection offering `alpn`, sends HTTP/2's preface and an empty
-/// SETTINGS frame, then stays silent; returns how long the server kept it,
-/// counted from before the connect (the idle clock starts at accept).
-async fn silent_http2(server: Server, alpn: &'static [u8]) -> std::time::Duration {
-    blocking(move || {
+/// Opens a connection offering `alpn` (h2, or http/1.1 and then HTTP/2 by
+/// prior knowledge), sends HTTP/2's preface and an empty SETTINGS frame,
+/// then stays silent; the server must keep it until the idle timeout,
+/// counted from before the connect (the idle clock starts at accept), not
+/// close it at the header timeout.
+#[rstest]
+#[case::negotiated_by_alpn(&b"h2"[..])]
+#[case::by_prior_knowledge_without_alpn(&b"http/1.1"[..])]
+#[tokio::test]
+async fn an_http2_connection_with_nothing_in_flight_is_closed_at_the_idle_timeout(
+    #[case] alpn: &'static [u8],
+) {
+    let server = serve().await;
+    let closed = blocking(move || {
         let started = Instant::now();
         let mut stream = server.connect_alpn(alpn);
         assert_eq!(stream.conn.alpn_protocol(), Some(alpn));
@@ -62,25 +72,13 @@ async fn silent_http2(server: Server, alpn: &'static [u8]) -> std::time::Duratio
         stream.flush().unwrap();
         read_until_closed(&mut stream, started).1
     })
-    .await
-}
-
-#[tokio::test]
-async fn an_http2_connection_with_nothing_in_flight_is_closed_at_the_idle_timeout() {
-    let closed = silent_http2(serve().await, b"h2").await;
-    println!("idle HTTP/2 connection closed after {closed:?}");
+    .await;
+    println!(
+        "idle HTTP/2 connection (ALPN {}) closed after {closed:?}",
+        String::from_utf8_lossy(alpn)
+    );
     assert!(
         closed >= IDLE_TIMEOUT,
         "closed before the idle timeout: {closed:?}"
-    );
-}
-
-#[tokio::test]
-async fn http2_by_prior_knowledge_without_alpn_gets_the_idle_clock_too() {
-    let closed = silent_http2(serve().await, b"http/1.1").await;
-    println!("idle HTTP/2 (prior knowledge) connection closed after {closed:?}");
-    assert!(
-        closed >= IDLE_TIMEOUT,
-        "closed at the header timeout: {closed:?}"
     );
 }
