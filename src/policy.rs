@@ -79,6 +79,8 @@ pub struct Policy {
     /// The drift watcher.
     pub drift: crate::drift::settings::DriftPolicy,
     pub tenancy: crate::tenancy::settings::TenancyPolicy,
+    /// Who may change what on an owned object besides its reconciler.
+    pub compatibility: crate::guard::compat::settings::CompatibilityPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -239,6 +241,7 @@ impl Default for Policy {
             images: Default::default(),
             drift: Default::default(),
             tenancy: Default::default(),
+            compatibility: Default::default(),
         }
     }
 }
@@ -290,6 +293,7 @@ impl Policy {
             return Err(("modeLabel".into(), "must not be empty".into()));
         }
         self.images.validate()?;
+        self.compatibility.validate()?;
         self.tenancy.validate()
     }
 }

@@ -117,7 +117,7 @@ pub fn admit<'b, R>(
     body: &'b [u8],
 ) -> Result<Admitted<R>, Box<Response>>
 where
-    R: serde::Deserialize<'b> + review::ReviewRequest,
+    R: serde::Deserialize<'b> + review::ReviewRequest<'b>,
 {
     if !is_json(headers) {
         metrics.invalid.with_label_values(&["content-type"]).inc();

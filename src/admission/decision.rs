@@ -43,10 +43,22 @@ pub enum Reason {
     TenantSpec,
     /// Changing the tenant of a namespace a tenant uses.
     TenantRelabel,
+    /// The controller serving a GitOps kind wrote its finalizers or status.
+    KindController,
+    /// A controller wrote an object it generates for its owner (HelmChart).
+    GeneratedObject,
+    /// Only a reconciliation request annotation changed (`flux reconcile`).
+    ReconcileRequest,
+    /// A policy allowance covers the identity, the kind and every changed path.
+    Allowance,
+    /// A policy-named operator suspended or resumed a Flux object.
+    Operator,
+    /// `flux suspend` / `resume` by someone who is not an operator.
+    Suspend,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 25] = [
         Reason::Unowned,
         Reason::Reconciler,
         Reason::SystemActor,
@@ -66,6 +78,12 @@ impl Reason {
         Reason::TenantEscape,
         Reason::TenantSpec,
         Reason::TenantRelabel,
+        Reason::KindController,
+        Reason::GeneratedObject,
+        Reason::ReconcileRequest,
+        Reason::Allowance,
+        Reason::Operator,
+        Reason::Suspend,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +107,12 @@ impl Reason {
             Reason::TenantEscape => "tenant-escape",
             Reason::TenantSpec => "tenant-spec",
             Reason::TenantRelabel => "tenant-relabel",
+            Reason::KindController => "kind-controller",
+            Reason::GeneratedObject => "generated-object",
+            Reason::ReconcileRequest => "reconcile-request",
+            Reason::Allowance => "allowance",
+            Reason::Operator => "operator",
+            Reason::Suspend => "suspend",
         }
     }
 }

@@ -54,13 +54,20 @@ struct Envelope<'a, R> {
 }
 
 /// A request view decoded from a review: each webhook reads its own.
-pub trait ReviewRequest {
+pub trait ReviewRequest<'a> {
     fn uid(&self) -> &str;
+    /// Keeps the whole review body, for rules that compare the full old and
+    /// new objects (`guard::compat`), which parse it only when they run.
+    fn keep_body(&mut self, _body: &'a [u8]) {}
 }
 
-impl ReviewRequest for Request<'_> {
+impl<'a> ReviewRequest<'a> for Request<'a> {
     fn uid(&self) -> &str {
         &self.uid
+    }
+
+    fn keep_body(&mut self, body: &'a [u8]) {
+        self.body = Body(body);
     }
 }
 
@@ -72,7 +79,7 @@ pub fn decode(body: &[u8]) -> Result<Request<'_>, DecodeError> {
 /// Decodes a review body into the request view `R`, with the same checks.
 pub fn decode_as<'a, R>(body: &'a [u8]) -> Result<R, DecodeError>
 where
-    R: Deserialize<'a> + ReviewRequest,
+    R: Deserialize<'a> + ReviewRequest<'a>,
 {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
@@ -86,10 +93,11 @@ where
         Err(e) => return Err(version_error(body).unwrap_or(DecodeError::Json(e))),
     };
     check_version(envelope.api_version.as_deref())?;
-    let request = envelope.request.ok_or(DecodeError::NoRequest)?;
+    let mut request = envelope.request.ok_or(DecodeError::NoRequest)?;
     if request.uid().is_empty() {
         return Err(DecodeError::NoUid);
     }
+    request.keep_body(body);
     Ok(request)
 }
 
@@ -205,6 +213,21 @@ pub struct Request<'a> {
     pub dry_run: bool,
     #[serde(borrow, default)]
     pub options: Option<Options<'a>>,
+    /// The review as received: read again only by rules that compare whole
+    /// objects (`guard::compat`), never on the common path.
+    #[serde(skip)]
+    pub body: Body<'a>,
+}
+
+/// The raw review body. Its `Debug` prints only the length: objects (Secrets
+/// among them) never reach a log.
+#[derive(Clone, Copy, Default)]
+pub struct Body<'a>(pub &'a [u8]);
+
+impl std::fmt::Debug for Body<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Body({} bytes)", self.0.len())
+    }
 }
 
 impl Request<'_> {

@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 
 use super::{
+    compat,
     identity::{field_managers, reconcilers},
     message::{self, Subject},
     ownership::{Owner, changed_protected_key, owner_of},
@@ -107,7 +108,17 @@ fn decide_ownership(
     if derived && user.starts_with("system:serviceaccount:") {
         return Decision::allow(Reason::DerivedObject);
     }
-    let (reason, key) = classify(policy, req, owner, old, new);
+    // Only the judged owner's objects: a write that also claims another
+    // owner is never a compatible one.
+    let compatible = claimed_owner
+        .is_none()
+        .then(|| compat::check(policy, req, owner))
+        .flatten();
+    let (reason, key) = match compatible {
+        Some(compat::Verdict::Allow(reason)) => return Decision::allow(reason),
+        Some(compat::Verdict::Suspend) => (Reason::Suspend, None),
+        None => classify(policy, req, owner, old, new),
+    };
     let subject = Subject::of(req);
     judge_manual(
         policy,

@@ -100,6 +100,12 @@ pub(super) fn denial(
             s.user,
             req.field_manager().unwrap_or_default()
         ),
+        Reason::Suspend => format!(
+            "{s} is managed by {owner}; {} may not suspend or resume it: that switches GitOps \
+             off (or on) for everything it applies. Only the operators named in the policy \
+             (compatibility.suspend) may, or a BreakGlass grant.",
+            s.user
+        ),
         _ => format!(
             "{s} is managed by {owner}; {} may not {} it.",
             s.user, s.verb

@@ -76,7 +76,9 @@ impl Found {
     }
 }
 
-/// Controller identities: the owners' reconcilers that are service accounts.
+/// Controller identities: the owners' reconcilers and the controllers the
+/// compatibility model lets write (source-controller, …) that are service
+/// accounts.
 pub fn controller_identities(policy: &Policy) -> impl Iterator<Item = &str> {
     let o = &policy.owners;
     let custom = o.custom.iter().flat_map(|c| c.reconcilers.iter());
@@ -87,6 +89,7 @@ pub fn controller_identities(policy: &Policy) -> impl Iterator<Item = &str> {
         .chain(&o.argo_cd.reconcilers)
         .chain(custom)
         .map(String::as_str)
+        .chain(policy.compatibility.controller_identities())
         .filter(|u| service_account(u).is_some())
 }
 

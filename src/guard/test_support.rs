@@ -14,11 +14,13 @@ pub const ARGO: &str = "system:serviceaccount:argocd:argocd-application-controll
 pub const GC: &str = "system:serviceaccount:kube-system:generic-garbage-collector";
 pub const NS_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";
 pub const HPA: &str = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
+pub const SOURCE: &str = "system:serviceaccount:flux-system:source-controller";
 
 /// (identity, namespace, Pod, Pod uid) of the controllers' Pods.
-pub const CONTROLLER_PODS: [(&str, &str, &str, &str); 3] = [
+pub const CONTROLLER_PODS: [(&str, &str, &str, &str); 4] = [
     (KUSTOMIZE, "flux-system", "kustomize-controller-0", "uid-kc"),
     (HELM, "flux-system", "helm-controller-0", "uid-hc"),
+    (SOURCE, "flux-system", "source-controller-0", "uid-sc"),
     (ARGO, "argocd", "argocd-application-controller-0", "uid-ac"),
 ];
 
@@ -42,6 +44,9 @@ pub fn controller_pods(view: &mut crate::cluster::view::ClusterView) {
 pub struct Obj {
     labels: serde_json::Map<String, Value>,
     annotations: serde_json::Map<String, Value>,
+    finalizers: Vec<String>,
+    spec: Option<Value>,
+    webhook: Option<(String, String)>,
     controlled: bool,
 }
 
@@ -78,15 +83,40 @@ impl Obj {
         self
     }
 
+    pub fn finalizer(mut self, f: &str) -> Self {
+        self.finalizers.push(f.into());
+        self
+    }
+
+    pub fn with_spec(mut self, spec: Value) -> Self {
+        self.spec = Some(spec);
+        self
+    }
+
+    /// A webhook configuration's one webhook, with one `clientConfig` field.
+    pub fn with_webhook(mut self, field: &str, value: &str) -> Self {
+        self.webhook = Some((field.into(), value.into()));
+        self
+    }
+
     fn to_json(&self) -> Value {
         let refs = if self.controlled {
             json!([{"apiVersion":"v1","kind":"Service","name":"web","uid":"1","controller":true}])
         } else {
             Value::Null
         };
-        json!({"metadata": {"name": "web", "namespace": "prod", "labels": self.labels,
-               "annotations": self.annotations, "ownerReferences": refs},
-               "spec": {"replicas": 1}})
+        let finalizers = match self.finalizers.as_slice() {
+            [] => Value::Null,
+            some => json!(some),
+        };
+        let spec = self.spec.clone().unwrap_or_else(|| json!({"replicas": 1}));
+        let mut object = json!({"metadata": {"name": "web", "namespace": "prod", "labels": self.labels,
+               "annotations": self.annotations, "ownerReferences": refs, "finalizers": finalizers},
+               "spec": spec});
+        if let Some((field, value)) = &self.webhook {
+            object["webhooks"] = json!([{"name": "w", "clientConfig": {field: value}}]);
+        }
+        object
     }
 }
 

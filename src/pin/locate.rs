@@ -32,7 +32,7 @@ pub struct PinRequest<'a> {
     pub old_object: Option<Workload<'a>>,
 }
 
-impl crate::admission::review::ReviewRequest for PinRequest<'_> {
+impl<'a> crate::admission::review::ReviewRequest<'a> for PinRequest<'a> {
     fn uid(&self) -> &str {
         &self.uid
     }
