@@ -16,8 +16,11 @@ down:
 	scripts/down.sh $(RUN_DIR)
 
 ## test: every test: unit, router, CLI, TLS and end-to-end against a real apiserver
+## (and against real Flux controllers); installs missing Debian packages as root
 test:
+	scripts/prerequisites.sh
 	tests/cluster/build.sh
+	tests/cluster/build-flux.sh
 	cargo test --all-targets
 
 ## test-unit: everything but the end-to-end suite
@@ -26,7 +29,9 @@ test-unit:
 
 ## test-e2e: only the end-to-end suite
 test-e2e:
+	scripts/prerequisites.sh
 	tests/cluster/build.sh
+	tests/cluster/build-flux.sh
 	cargo test --test e2e
 
 lint:

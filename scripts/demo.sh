@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The narrated demo: a real kube-apiserver calls gitops-guard while Flux's
-# identity and a developer, alice, change a Deployment with real kubectl.
+# The narrated demo: a real kube-apiserver calls gitops-guard while real Flux
+# reconciles a fleet repository and a developer, alice, uses real kubectl.
 #   scripts/demo.sh [RUN_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,52 +21,68 @@ as() {
   KUBECONFIG="$run/cluster/$who.kubeconfig" "$kc" "$@" 2>&1 || true
 }
 
-manifest() { # manifest NAMESPACE REPLICAS
-  cat <<EOF
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: $1
-  labels:
-    app: web
-    kustomize.toolkit.fluxcd.io/name: apps
-    kustomize.toolkit.fluxcd.io/namespace: flux-system
-spec:
-  replicas: $2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx:1.27}]
-EOF
+flux() { # what `flux reconcile|suspend|resume` send, as WHO, shown as the flux command
+  local who=$1 verb=$2 kind=$3 name=$4 ns=$5
+  printf '%s[%s]$ flux %s %s %s -n %s%s\n' "$bold" "$who" "$verb" "$kind" "$name" "$ns" "$dim"
+  case $verb in
+  reconcile) KUBECONFIG="$run/cluster/$who.kubeconfig" "$kc" annotate --overwrite "$kind" "$name" -n "$ns" \
+    "reconcile.fluxcd.io/requestedAt=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" 2>&1 || true ;;
+  suspend | resume)
+    local value=true
+    [ "$verb" = resume ] && value=false
+    KUBECONFIG="$run/cluster/$who.kubeconfig" "$kc" patch "$kind" "$name" -n "$ns" --type=merge \
+      -p "{\"spec\":{\"suspend\":$value}}" 2>&1 || true ;;
+  esac
+}
+# wait_ready SECONDS: every GitRepository and Kustomization Ready.
+wait_ready() {
+  local deadline=$((SECONDS + $1))
+  while [ $SECONDS -lt $deadline ]; do
+    if ! "$kc" --kubeconfig "$run/cluster/admin.kubeconfig" get gitrepositories,kustomizations -A \
+      -o 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null |
+      grep -qv True; then
+      return 0
+    fi
+    sleep 2
+  done
+  return 1
+}
+# replicas NAMESPACE WANT: waits up to 90 s for Deployment web's spec.replicas.
+replicas() {
+  for _ in $(seq 90); do
+    [ "$("$kc" --kubeconfig "$run/cluster/admin.kubeconfig" get deployment web -n "$1" -o 'jsonpath={.spec.replicas}')" = "$2" ] && return 0
+    sleep 1
+  done
+  return 1
 }
 
-step "Namespaces: shop enforces (the default), staging only warns"
-as admin create namespace shop
-as admin create namespace staging
-as admin label namespace staging gitops-guard.io/mode=warn
+step "Real Flux (source-controller, kustomize-controller) bootstrapped from a Git server, through the guard"
+wait_ready 240 || echo "(not every Flux object is Ready yet)"
+as admin get gitrepositories,kustomizations -A
 
-step "Flux (kustomize-controller's service-account token) applies the Deployment from Git"
-manifest shop 2 >"$run/web-shop.yaml"
-manifest staging 2 >"$run/web-staging.yaml"
-as kustomize-controller apply --server-side --field-manager=kustomize-controller -f "$run/web-shop.yaml"
-as kustomize-controller apply --server-side --field-manager=kustomize-controller -f "$run/web-staging.yaml"
-
-step "alice (client certificate, group developers) edits it in production: denied"
-export KUBE_EDITOR="sed -i s/replicas:\ 2/replicas:\ 5/"
+step "alice (client certificate, group developers) edits the Deployment Flux applied in shop: denied"
+export KUBE_EDITOR="sed -i s/replicas:\ 1/replicas:\ 5/"
 as alice edit deployment/web -n shop
 
 step "alice scales it: denied"
 as alice scale deployment/web -n shop --replicas=5
 
 step "alice pretends to be Flux with --field-manager: still denied"
+"$kc" --kubeconfig "$run/cluster/admin.kubeconfig" get deployment web -n shop -o yaml >"$run/web-shop.yaml"
 as alice apply --server-side --field-manager=kustomize-controller --force-conflicts -f "$run/web-shop.yaml" --dry-run=server
 
 step "alice deletes it: denied"
 as alice delete deployment/web -n shop --wait=false
 
-step "In staging (mode warn) the same edit goes through, and kubectl prints the guard's warning"
+step "But alice may ask Flux to reconcile (the annotation flux reconcile and Receivers set, and nothing else)"
+flux alice reconcile kustomization apps flux-system
+
+step "Suspending switches GitOps off: alice is denied, a platform admin (a policy operator) may"
+flux alice suspend kustomization apps flux-system
+flux admin suspend kustomization apps flux-system
+flux admin resume kustomization apps flux-system
+
+step "In staging (mode warn, set in Git) the same edit goes through, and kubectl prints the guard's warning"
 as alice scale deployment/web -n staging --replicas=3
 
 am_url=$(sed -n 's/^ALERTMANAGER_URL=//p' "$run/guard.env")
@@ -81,9 +97,11 @@ sleep 1
 alerts
 as admin get events -n staging --field-selector reason=GitOpsDrift
 
-step "Flux re-applies from Git (taking the field back): the alert resolves"
-as kustomize-controller apply --server-side --field-manager=kustomize-controller --force-conflicts -f "$run/web-staging.yaml"
+step "Flux's next reconcile takes the field back: the alert resolves"
+flux alice reconcile kustomization apps flux-system
+replicas staging 1 || true
 sleep 2
+as admin get deployment web -n staging
 alerts
 as admin get events -n staging --field-selector reason=GitOpsDriftResolved
 
@@ -107,9 +125,14 @@ step "After the grant expires, alice is denied again"
 while [ "$(date -u +%s)" -le "$(date -u -d "$expires" +%s)" ]; do sleep 1; done
 as alice scale deployment/web -n shop --replicas=4
 
-step "Flux itself may still change and prune what it owns"
-as kustomize-controller scale deployment/web -n shop --replicas=2
-as kustomize-controller delete deployment/web -n shop
+step "The way to change it: a commit. Flux applies it (and takes back alice's break-glass change)"
+sed -i 's/replicas: 1/replicas: 2/' "$run/git/work/apps/shop.yaml"
+printf '%s$ git commit -am "shop: 2 replicas" && git push%s\n' "$bold" "$dim"
+"$root/scripts/flux.sh" commit "$run" "shop: 2 replicas"
+flux alice reconcile gitrepository flux-system flux-system
+replicas shop 2 || true
+as admin get deployment web -n shop
+as admin get kustomization apps -n flux-system
 
 # push_image REGISTRY REPO TAG SEED: a one-layer OCI image through the
 # registry's own API; prints the digest the registry serves.
@@ -148,25 +171,9 @@ as admin get deployment web -n pinned -o 'jsonpath={.spec.template.spec.containe
 step "A registry that cannot be reached: pin mode lets the Deployment through, unpinned, with a warning"
 as admin create deployment offline -n pinned --image=127.0.0.1:1/demo/web:1.0
 
-step "Tenants: team-a set up the way 'flux create tenant' does (labelled namespace, reconciler account, namespace-admin binding)"
-as admin create namespace team-a
-as admin label namespace team-a toolkit.fluxcd.io/tenant=team-a
-as admin create serviceaccount team-a -n team-a
-as admin create rolebinding gotk-reconciler -n team-a --clusterrole=cluster-admin --serviceaccount=team-a:team-a
-as admin create namespace team-b
-as admin label namespace team-b toolkit.fluxcd.io/tenant=team-b
-
-step "A tenant Kustomization without serviceAccountName, taking its source from team-b: denied, field by field"
-cat >"$run/tenant-apps.yaml" <<EOF
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata: {name: apps, namespace: team-a}
-spec: {path: ./, interval: 5m, sourceRef: {kind: GitRepository, name: fleet, namespace: team-b}}
-EOF
-as kustomize-controller apply --server-side --field-manager=kustomize-controller -f "$run/tenant-apps.yaml"
-step "With serviceAccountName and a shared source it is accepted"
-sed -i 's/spec: {path/spec: {serviceAccountName: team-a, path/; s/namespace: team-b}}/namespace: flux-system}}/' "$run/tenant-apps.yaml"
-as kustomize-controller apply --server-side --field-manager=kustomize-controller -f "$run/tenant-apps.yaml"
+step "Tenants: team-a and team-b come from Git as 'flux create tenant' lays them out, each reconciled as its own account"
+as admin get kustomizations -n team-a
+as admin get configmaps -n team-a -l kustomize.toolkit.fluxcd.io/name=team-a
 
 step "An over-broad binding lets team-a's reconciler into team-b: RBAC says yes, the guard says no"
 as admin create rolebinding team-a-overreach -n team-b --clusterrole=edit --serviceaccount=team-a:team-a

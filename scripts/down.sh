@@ -21,6 +21,9 @@ stop() { # stop NAME: SIGTERM the process group, SIGKILL after 15 s
   echo "down: stopped $1"
   rm -f "$file"
 }
+stop kustomize-controller
+stop source-controller
+stop git-serve
 stop guard
 stop registry-plain
 stop registry-auth

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Start the local control plane (etcd + kube-apiserver + kube-controller-manager
-# from tests/cluster), Flux's identities and CRDs, and gitops-guard behind the
-# webhook registration from manifests/ (overlay manifests/local).
+# from tests/cluster), Flux's identities and CRDs, gitops-guard behind the
+# webhook registration from manifests/ (overlay manifests/local), and then
+# real Flux (source-controller, kustomize-controller, a Git server with the
+# fleet repository: scripts/flux.sh) reconciling through the guard.
 #
 #   scripts/up.sh [RUN_DIR]        default RUN_DIR: .run
+#   GG_FLUX=0 scripts/up.sh        no Flux controllers: tests play Flux by hand
 #
 # Everything started is recorded in RUN_DIR/pids; scripts/down.sh stops it.
 set -euo pipefail
@@ -51,8 +54,14 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   say "$what"
 }
 
+flux=${GG_FLUX:-1}
+"$root/scripts/prerequisites.sh" || exit 1
 say "building the control-plane harness (cached)"
 "$root/tests/cluster/build.sh" || fail "building tests/cluster failed"
+if [ "$flux" = 1 ]; then
+  say "building Flux's source-controller and kustomize-controller (cached)"
+  "$root/tests/cluster/build-flux.sh" || fail "building the Flux controllers failed"
+fi
 if [ -z "${GG_GUARD_BIN:-}" ]; then
   say "building gitops-guard"
   (cd "$root" && cargo build --quiet --bin gitops-guard) || fail "cargo build failed"
@@ -75,12 +84,20 @@ wait_for 120 "control plane ready" cluster_up ||
 export KUBECONFIG="$run/cluster/admin.kubeconfig"
 wait_for 60 "API answering" "$kubectl" get --raw /readyz || fail "kube-apiserver /readyz not ok"
 
-say "installing Flux identities, minimal Flux CRDs and users' RBAC"
+say "installing Flux identities, the HelmRelease CRD and users' RBAC"
 "$kubectl" apply -f "$root/tests/e2e/manifests/" >"$run/logs/bootstrap.log" || fail "bootstrap apply failed"
+if [ "$flux" = 1 ]; then
+  "$kubectl" apply --server-side -f "$root/tests/cluster/bin/flux-crds/" >>"$run/logs/bootstrap.log" ||
+    fail "applying Flux's CRDs failed"
+else
+  "$kubectl" apply -f "$root/tests/e2e/crds-minimal/" >>"$run/logs/bootstrap.log" || fail "applying the minimal Kustomization CRD failed"
+fi
 wait_for 30 "Flux CRDs established" "$kubectl" wait --for=condition=Established --timeout=1s \
   crd/kustomizations.kustomize.toolkit.fluxcd.io crd/helmreleases.helm.toolkit.fluxcd.io ||
   fail "Flux CRDs not established"
-"$kubectl" apply -f "$root/tests/e2e/flux-apps.yaml" >>"$run/logs/bootstrap.log" || fail "applying the Flux Kustomization failed"
+if [ "$flux" != 1 ]; then
+  "$kubectl" apply -f "$root/tests/e2e/flux-apps.yaml" >>"$run/logs/bootstrap.log" || fail "applying the Flux Kustomization failed"
+fi
 
 token_kubeconfig() { # token_kubeconfig NAMESPACE SERVICEACCOUNT: a token bound to the Pod <SA>-0
   local file="$run/cluster/$2.kubeconfig" token
@@ -91,6 +108,7 @@ token_kubeconfig() { # token_kubeconfig NAMESPACE SERVICEACCOUNT: a token bound 
   KUBECONFIG=$file "$kubectl" config set-context --current --user="$2" >/dev/null
 }
 token_kubeconfig flux-system kustomize-controller
+token_kubeconfig flux-system source-controller
 token_kubeconfig flux-system helm-controller
 token_kubeconfig argocd argocd-application-controller
 
@@ -100,8 +118,6 @@ wait_for 30 "BreakGlass CRD established" "$kubectl" wait --for=condition=Establi
   crd/breakglasses.gitops-guard.io || fail "BreakGlass CRD not established"
 
 say "starting two local registries (docker-registry): plain, and htpasswd user 'puller'"
-command -v docker-registry >/dev/null || fail "docker-registry not found: apt-get install docker-registry apache2-utils"
-command -v htpasswd >/dev/null || fail "htpasswd not found: apt-get install apache2-utils"
 mkdir -p "$run/registry"
 registry_password=${GG_REGISTRY_PASSWORD:-pull-secret-pw}
 htpasswd -Bbn puller "$registry_password" >"$run/registry/htpasswd" 2>/dev/null || fail "htpasswd failed"
@@ -136,7 +152,6 @@ printf 'images:\n  registries:\n    "127.0.0.1:%s": {plainHttp: true}\n    "127.
   "$plain_port" "$auth_port" >"$run/policy.yaml"
 
 say "starting Alertmanager (prometheus-alertmanager) for drift alerts"
-command -v prometheus-alertmanager >/dev/null || fail "prometheus-alertmanager not found: apt-get install prometheus-alertmanager"
 mkdir -p "$run/alertmanager"
 printf 'route: {receiver: "null", group_wait: 1s, group_interval: 1s, repeat_interval: 1h}\nreceivers: [{name: "null"}]\n' \
   >"$run/alertmanager/config.yml"
@@ -145,6 +160,9 @@ echo "$am_port" >"$run/alertmanager/port"
 "$root/scripts/alertmanager.sh" start "$run" || fail "Alertmanager did not start; see $run/logs/alertmanager.log"
 say "Alertmanager on 127.0.0.1:$am_port"
 printf 'drift:\n  resendInterval: 5s\n' >>"$run/policy.yaml"
+# Platform admins (system:masters) may flux suspend / resume; anyone else
+# needs a BreakGlass grant in enforce namespaces.
+printf 'compatibility:\n  suspend:\n    operatorGroups: ["system:masters"]\n' >>"$run/policy.yaml"
 
 say "generating the webhook certificate with gitops-guard cert"
 ca_bundle=$("$guard_bin" cert --out "$run/certs" --ip 127.0.0.1 --dns localhost) || fail "gitops-guard cert failed"
@@ -183,6 +201,11 @@ EOF
   [[ $out == *'gitops-guard.io" denied'* ]]
 }
 wait_for 60 "webhook in force" spoof || fail "the apiserver never called the webhook; see $run/logs/guard.log"
+
+if [ "$flux" = 1 ]; then
+  say "starting Flux: Git server, source-controller, kustomize-controller, bootstrap"
+  "$root/scripts/flux.sh" start "$run" || fail "starting Flux failed; see $run/logs/"
+fi
 
 cat >"$run/env" <<EOF
 export KUBECONFIG=$run/cluster/admin.kubeconfig

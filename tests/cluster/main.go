@@ -6,6 +6,7 @@
 //	gg-cluster etcd --dir D --port N     one component per process, so that
 //	gg-cluster apiserver FLAGS...        global flag and metrics registries
 //	gg-cluster controller-manager FLAGS  of the components never collide
+//	gg-cluster git-serve --root D        Git's smart HTTP server for Flux sources
 //	kubectl ...                          (argv[0] == kubectl) kubectl itself
 package main
 
@@ -44,6 +45,8 @@ func main() {
 	switch sub {
 	case "up":
 		os.Exit(up(args))
+	case "git-serve":
+		os.Exit(gitServe(args))
 	case "etcd":
 		os.Exit(runEtcd(args))
 	case "apiserver":
@@ -60,6 +63,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: gg-cluster up --dir DIR [--port PORT] | etcd | apiserver | controller-manager")
+	fmt.Fprintln(os.Stderr, "usage: gg-cluster up --dir DIR [--port PORT] | git-serve --root DIR | etcd | apiserver | controller-manager")
 	os.Exit(2)
 }

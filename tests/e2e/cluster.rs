@@ -58,8 +58,9 @@ impl Out {
 }
 
 impl Cluster {
-    /// Starts the control plane and the guard into `run`.
-    pub fn up(run: &Path) -> Result<Self, String> {
+    /// Starts the control plane and the guard into `run`; with `flux`, real
+    /// Flux controllers reconciling the fleet repository too.
+    pub fn up(run: &Path, flux: bool) -> Result<Self, String> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let kubectl = root.join("tests/cluster/bin/kubectl");
         if !root.join("tests/cluster/bin/gg-cluster").exists() {
@@ -68,6 +69,7 @@ impl Cluster {
         let status = Command::new(root.join("scripts/up.sh"))
             .arg(run)
             .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
+            .env("GG_FLUX", if flux { "1" } else { "0" })
             .status()
             .map_err(|e| format!("scripts/up.sh: {e}"))?;
         let cluster = Cluster {

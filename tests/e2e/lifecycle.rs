@@ -296,7 +296,7 @@ pub fn the_install_manifests_pass_server_side_validation(c: &Cluster) -> Outcome
 }
 
 /// GET on the guard's plain-HTTP admin port.
-fn admin_get(c: &Cluster, path: &str) -> Result<String, String> {
+pub fn admin_get(c: &Cluster, path: &str) -> Result<String, String> {
     use std::io::{Read, Write};
     let env = std::fs::read_to_string(c.run.join("guard.env")).map_err(|e| e.to_string())?;
     let port = env

@@ -11,6 +11,7 @@ mod balancer;
 mod bypass;
 mod cluster;
 mod drift;
+mod flux;
 mod lifecycle;
 #[path = "../../bench/load/client.rs"]
 #[allow(dead_code)]
@@ -229,6 +230,96 @@ const ALONE: &[(&str, Scenario)] = &[
     ),
 ];
 
+/// Real Flux controllers in a cluster of their own, in this order.
+const FLUX: &[(&str, Scenario)] = &[
+    (
+        "flux_bootstrap_reaches_ready_through_the_guard_with_inventories",
+        flux::bootstrap_reaches_ready_through_the_guard_with_inventories,
+    ),
+    (
+        "flux_applies_a_commit_prunes_a_removed_object_and_recreates_an_immutable_one",
+        flux::a_commit_is_applied_a_removed_object_pruned_and_an_immutable_one_recreated,
+    ),
+    (
+        "flux_a_persons_edit_is_denied_and_a_break_glass_edit_is_reverted_by_flux",
+        flux::a_persons_edit_is_denied_and_a_break_glass_edit_is_reverted_by_flux,
+    ),
+    (
+        "flux_reconcile_is_anyones_and_suspend_is_the_operators",
+        flux::flux_reconcile_is_anyones_and_suspend_is_the_operators,
+    ),
+    (
+        "flux_tenants_reconcile_by_impersonation_and_a_reach_into_another_tenant_fails",
+        flux::tenants_reconcile_by_impersonation_and_a_reach_into_another_tenant_fails,
+    ),
+    (
+        "flux_helm_controllers_writes_pass_and_source_controller_reconciles_its_helm_chart",
+        flux::helm_controllers_writes_pass_and_source_controller_reconciles_its_helm_chart,
+    ),
+    (
+        "flux_with_the_guard_stopped_flux_reports_the_failure_and_recovers",
+        flux::with_the_guard_stopped_flux_reports_the_failure_and_recovers,
+    ),
+];
+
+/// Whether the command line's filter selects any of `scenarios`.
+fn selected(args: &Arguments, scenarios: &[(&str, Scenario)]) -> bool {
+    let Some(filter) = args.filter.as_deref() else {
+        return true;
+    };
+    scenarios.iter().any(|(name, _)| {
+        if args.exact {
+            *name == filter
+        } else {
+            name.contains(filter)
+        }
+    })
+}
+
+/// Brings a cluster up in `dir`, runs `groups` (each group one libtest run,
+/// the later ones one scenario at a time), brings it down; whether any failed.
+fn run_cluster(
+    args: &Arguments,
+    dir: &str,
+    flux: bool,
+    groups: &[&[(&'static str, Scenario)]],
+) -> bool {
+    let run_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    let cluster: &'static Cluster = match Cluster::up(&run_dir, flux) {
+        Ok(c) => Box::leak(Box::new(c)),
+        Err(e) => {
+            eprintln!("e2e: cannot start the local control plane: {e}");
+            return true;
+        }
+    };
+    let mut failed = false;
+    for (i, group) in groups.iter().enumerate() {
+        if group.is_empty() {
+            continue;
+        }
+        if i == 0 {
+            failed |= libtest_mimic::run(args, trials(cluster, group)).has_failed();
+            continue;
+        }
+        let one_at_a_time = Arguments {
+            test_threads: Some(1),
+            ..args.clone()
+        };
+        for alone in group.iter() {
+            let trial = trials(cluster, std::slice::from_ref(alone));
+            failed |= libtest_mimic::run(&one_at_a_time, trial).has_failed();
+        }
+    }
+    cluster.down(failed);
+    if failed {
+        eprintln!(
+            "e2e: logs kept in {} (cluster/logs, logs/)",
+            run_dir.display()
+        );
+    }
+    failed
+}
+
 fn trials(cluster: &'static Cluster, scenarios: &[(&'static str, Scenario)]) -> Vec<Trial> {
     let trial = |&(name, run): &(&'static str, Scenario)| {
         Trial::test(name, move || run(cluster).map_err(Into::into))
@@ -242,34 +333,21 @@ fn main() -> ExitCode {
         let names = SCENARIOS
             .iter()
             .chain(ALONE)
+            .chain(FLUX)
             .map(|(n, _)| Trial::test(*n, || Ok(())))
             .collect();
         return libtest_mimic::run(&args, names).exit_code();
     }
-    let run_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-run");
-    let cluster: &'static Cluster = match Cluster::up(&run_dir) {
-        Ok(c) => Box::leak(Box::new(c)),
-        Err(e) => {
-            eprintln!("e2e: cannot start the local control plane: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let main = libtest_mimic::run(&args, trials(cluster, SCENARIOS));
-    let mut failed = main.has_failed();
-    for alone in ALONE {
-        let args = Arguments {
-            test_threads: Some(1),
-            ..args.clone()
-        };
-        failed |=
-            libtest_mimic::run(&args, trials(cluster, std::slice::from_ref(alone))).has_failed();
+    let mut failed = false;
+    if selected(&args, SCENARIOS) || selected(&args, ALONE) {
+        failed |= run_cluster(&args, "e2e-run", false, &[SCENARIOS, ALONE]);
     }
-    cluster.down(failed);
+    // Real Flux: a cluster of its own, so the scenarios above, which play
+    // Flux by hand, never race a real controller.
+    if selected(&args, FLUX) {
+        failed |= run_cluster(&args, "e2e-flux", true, &[&[], FLUX]);
+    }
     if failed {
-        eprintln!(
-            "e2e: logs kept in {} (cluster/logs, logs/guard.log)",
-            run_dir.display()
-        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# What `make demo` and `make test` need that a fresh machine may lack. As root
+# the missing Debian packages are installed here; otherwise the one command
+# that installs them is printed and this fails at once, before any build.
+set -euo pipefail
+missing=()
+need() { # need COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+}
+need git git
+need curl curl
+need docker-registry docker-registry
+need htpasswd apache2-utils
+need prometheus-alertmanager prometheus-alertmanager
+need amtool prometheus-alertmanager
+need ps procps
+if [ ${#missing[@]} -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> installing missing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "missing: ${missing[*]}. Run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+command -v go >/dev/null 2>&1 || {
+  echo "go not found: install Go >= 1.26 (https://go.dev/dl/) and put it on PATH" >&2
+  exit 1
+}
+command -v cargo >/dev/null 2>&1 || {
+  echo "cargo not found: install Rust >= 1.88 (https://rustup.rs) and put it on PATH" >&2
+  exit 1
+}
