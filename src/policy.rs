@@ -69,7 +69,9 @@ pub struct Policy {
     /// Namespace label that overrides the mode (`enforce`, `warn`, `audit`).
     pub mode_label: String,
     pub owners: Owners,
-    pub system_actors: SystemActors,
+    /// Kubernetes' own controllers: recognised by their credential and
+    /// allowed only their jobs (`guard::actors`).
+    pub system_actors: Vec<crate::guard::actors::SystemActor>,
     /// Labels and annotations only the reconciler may add, change or remove
     /// (besides the ownership markers themselves).
     pub escape_hatches: Vec<String>,
@@ -137,16 +139,6 @@ pub struct CustomMarker {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct SystemActors {
-    /// Always allowed: blocking them deadlocks garbage collection and
-    /// namespace deletion.
-    pub always: Vec<String>,
-    /// Allowed on `/scale` subresources (autoscalers).
-    pub scale: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct BreakGlassPolicy {
     /// Longest grant honoured, counted from the grant's creation.
     #[serde(deserialize_with = "de_duration")]
@@ -197,22 +189,6 @@ impl Default for Owners {
     }
 }
 
-impl Default for SystemActors {
-    fn default() -> Self {
-        Self {
-            always: strings(&[
-                "system:serviceaccount:kube-system:generic-garbage-collector",
-                "system:serviceaccount:kube-system:namespace-controller",
-                "system:serviceaccount:kube-system:deployment-controller",
-                "system:serviceaccount:kube-system:endpoint-controller",
-                "system:serviceaccount:kube-system:ttl-after-finished-controller",
-                "system:kube-controller-manager",
-            ]),
-            scale: strings(&["system:serviceaccount:kube-system:horizontal-pod-autoscaler"]),
-        }
-    }
-}
-
 impl Default for BreakGlassPolicy {
     fn default() -> Self {
         Self {
@@ -227,7 +203,7 @@ impl Default for Policy {
             default_mode: Mode::Enforce,
             mode_label: "gitops-guard.io/mode".to_owned(),
             owners: Owners::default(),
-            system_actors: SystemActors::default(),
+            system_actors: crate::guard::actors::defaults(),
             escape_hatches: strings(&[
                 "kustomize.toolkit.fluxcd.io/reconcile",
                 "kustomize.toolkit.fluxcd.io/ssa",

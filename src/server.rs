@@ -19,11 +19,11 @@ use tracing::{Level, field::Empty};
 
 use crate::{
     admission::{
-        decision::{Decision, Reason},
+        decision::{Decision, Outcome, Reason},
         respond, review,
     },
     cluster::view::ClusterView,
-    drift::journal::{Journal, JournalEntry},
+    drift::journal::{Admission, Journal, JournalEntry},
     guard::decide,
     metrics::{AdmissionMetrics, InFlight},
     policy::Policy,
@@ -204,11 +204,11 @@ async fn validate(
 /// A manual change admitted in warn or audit mode or under break-glass goes
 /// into the journal (dry runs change nothing and are left out).
 fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
-    let reason = match decision.reason() {
-        Reason::ControllerToken => "controller-token",
-        Reason::Warned => "warned",
-        Reason::Audited => "audited",
-        Reason::BreakGlass => "break-glass",
+    let admission = match (decision.rule, decision.outcome) {
+        (Reason::ControllerToken, _) => Admission::ControllerImpersonation,
+        (Reason::BreakGlass, _) => Admission::BreakGlass,
+        (_, Outcome::Warned) => Admission::Warned,
+        (_, Outcome::Audited) => Admission::Audited,
         _ => return,
     };
     if req.dry_run {
@@ -223,9 +223,9 @@ fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
     let entry = JournalEntry {
         user: req.user_info.username.to_string(),
         at: jiff::Timestamp::now().as_second(),
-        reason,
+        admission,
     };
-    if reason == "controller-token" {
+    if admission == Admission::ControllerImpersonation {
         guard.journal.flag(&key, &entry);
     } else {
         guard.journal.record(key, entry);
@@ -246,11 +246,7 @@ fn record(guard: &Guard, span: &tracing::Span, req: &review::Request<'_>, decisi
             .inc();
     }
     // Manual changes are worth a line at info; routine allows only at debug.
-    let routine = matches!(decision, Decision::Allow { warnings, .. } if warnings.is_empty())
-        && !matches!(
-            decision.reason(),
-            crate::admission::decision::Reason::Audited
-        );
+    let routine = decision.outcome == Outcome::Allowed && decision.warnings.is_empty();
     if routine {
         tracing::event!(Level::DEBUG, "allowed");
     } else {

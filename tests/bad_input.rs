@@ -25,7 +25,8 @@ fn nested(depth: usize) -> Vec<u8> {
     let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     format!(
         r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","operation":"UPDATE",
-        "userInfo":{{"username":"alice"}},"object":{{"metadata":{{"name":"x"}},"spec":{deep}}}}}}}"#
+        "userInfo":{{"username":"alice"}},"oldObject":{{"metadata":{{"name":"x"}}}},
+        "object":{{"metadata":{{"name":"x"}},"spec":{deep}}}}}}}"#
     )
     .into_bytes()
 }

@@ -129,7 +129,7 @@ fn check_reads_yaml_reviews_and_a_break_glass_grant_from_the_state_file() {
 fn a_broken_policy_file_names_the_offending_field() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, "systemActors:\n  always: [a]\n  sclae: [b]\n")
+    std::fs::write(&policy, "systemActors:\n- identity: a\n  jobs: [sclae]\n")
         .unwrap_or_else(|e| panic!("{e}"));
     let out = check(
         &fixture("edit-flux-deployment-by-human.json"),
@@ -138,7 +138,7 @@ fn a_broken_policy_file_names_the_offending_field() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
-        err.contains("systemActors") && err.contains("sclae"),
+        err.contains("systemActors[0].jobs[0]") && err.contains("sclae"),
         "{err}"
     );
 }

@@ -1,7 +1,11 @@
 //! The outcome of a review: what the pure core hands back to the shell.
+//!
+//! A decision keeps apart which rule fired ([`Reason`]) and what happened
+//! ([`Outcome`]): a namespace's mode changes only the outcome, and only of
+//! the rules about manual changes ([`Reason::follows_mode`]).
 
-/// Why a decision was made. `as_str()` feeds logs, metric labels and tests,
-/// so the set is closed and small.
+/// Which rule decided. `as_str()` feeds logs, metric labels and tests, so
+/// the set is closed and small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// Nothing marks the object as GitOps-owned.
@@ -18,11 +22,7 @@ pub enum Reason {
     DerivedObject,
     /// A break-glass grant covers the change.
     BreakGlass,
-    /// A manual change in a warn-mode namespace.
-    Warned,
-    /// A manual change in an audit-mode namespace.
-    Audited,
-    /// A manual change in an enforce-mode namespace.
+    /// A manual change: someone other than the reconciler changed an owned object.
     NotReconciler,
     /// A non-reconciler created an object carrying ownership markers.
     SpoofedOwnership,
@@ -31,7 +31,7 @@ pub enum Reason {
     EscapeHatch,
     /// The request names a reconciler's field manager but comes from someone else.
     ForgedFieldManager,
-    /// `/scale` of a parent the cluster view does not know yet.
+    /// The cluster view is still loading.
     ViewNotSynced,
     /// An image without a digest in a namespace that requires pinning.
     UnpinnedImage,
@@ -55,10 +55,12 @@ pub enum Reason {
     Operator,
     /// `flux suspend` / `resume` by someone who is not an operator.
     Suspend,
+    /// An UPDATE or DELETE review without `oldObject`: not judged.
+    IncompleteReview,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 24] = [
         Reason::Unowned,
         Reason::Reconciler,
         Reason::SystemActor,
@@ -66,8 +68,6 @@ impl Reason {
         Reason::TerminatingNamespace,
         Reason::DerivedObject,
         Reason::BreakGlass,
-        Reason::Warned,
-        Reason::Audited,
         Reason::NotReconciler,
         Reason::SpoofedOwnership,
         Reason::EscapeHatch,
@@ -84,6 +84,7 @@ impl Reason {
         Reason::Allowance,
         Reason::Operator,
         Reason::Suspend,
+        Reason::IncompleteReview,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,8 +96,6 @@ impl Reason {
             Reason::TerminatingNamespace => "terminating-namespace",
             Reason::DerivedObject => "derived-object",
             Reason::BreakGlass => "break-glass",
-            Reason::Warned => "warned",
-            Reason::Audited => "audited",
             Reason::NotReconciler => "not-reconciler",
             Reason::SpoofedOwnership => "spoofed-ownership",
             Reason::EscapeHatch => "escape-hatch",
@@ -113,44 +112,102 @@ impl Reason {
             Reason::Allowance => "allowance",
             Reason::Operator => "operator",
             Reason::Suspend => "suspend",
+            Reason::IncompleteReview => "incomplete-review",
         }
     }
 }
 
-/// What the guard answers. Deny carries the message a person at a terminal reads.
+impl Reason {
+    /// The rules about manual changes, whose outcome the namespace's mode
+    /// decides (enforce denies, warn warns, audit records). Every other rule
+    /// that denies, denies in every mode: deception (forged field manager,
+    /// ownership markers, escape hatches), controller tokens, tenancy.
+    pub fn follows_mode(self) -> bool {
+        matches!(
+            self,
+            Reason::NotReconciler | Reason::SpoofedOwnership | Reason::Suspend
+        )
+    }
+}
+
+/// What happened to the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Allowed,
+    /// Allowed with an admission warning (a warn-mode namespace).
+    Warned,
+    /// Allowed silently and recorded (an audit-mode namespace).
+    Audited,
+    Denied,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Allowed,
+        Outcome::Warned,
+        Outcome::Audited,
+        Outcome::Denied,
+    ];
+
+    /// The `decision` label of metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allow",
+            Outcome::Warned => "warn",
+            Outcome::Audited => "audit",
+            Outcome::Denied => "deny",
+        }
+    }
+}
+
+/// What the guard answers: the rule and the outcome, the message a denied
+/// person reads at a terminal, and the warnings kubectl prints.
 #[must_use]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow {
-        reason: Reason,
-        warnings: Vec<String>,
-    },
-    Deny {
-        reason: Reason,
-        message: String,
-    },
+pub struct Decision {
+    pub rule: Reason,
+    pub outcome: Outcome,
+    /// Empty unless denied.
+    pub message: String,
+    pub warnings: Vec<String>,
 }
 
 impl Decision {
-    pub fn allow(reason: Reason) -> Self {
-        Decision::Allow {
-            reason,
+    pub fn allow(rule: Reason) -> Self {
+        Self::new(rule, Outcome::Allowed)
+    }
+
+    pub fn deny(rule: Reason, message: String) -> Self {
+        Decision {
+            message,
+            ..Self::new(rule, Outcome::Denied)
+        }
+    }
+
+    pub fn new(rule: Reason, outcome: Outcome) -> Self {
+        Decision {
+            rule,
+            outcome,
+            message: String::new(),
             warnings: Vec::new(),
         }
     }
 
+    pub fn with_warning(mut self, warning: String) -> Self {
+        self.warnings.push(warning);
+        self
+    }
+
     pub fn reason(&self) -> Reason {
-        match self {
-            Decision::Allow { reason, .. } | Decision::Deny { reason, .. } => *reason,
-        }
+        self.rule
     }
 
     pub fn is_allowed(&self) -> bool {
-        matches!(self, Decision::Allow { .. })
+        self.outcome != Outcome::Denied
     }
 
-    /// `allow` or `deny`, for logs and the metric label.
+    /// `allow`, `warn`, `audit` or `deny`, for logs and the metric label.
     pub fn verdict(&self) -> &'static str {
-        if self.is_allowed() { "allow" } else { "deny" }
+        self.outcome.as_str()
     }
 }

@@ -37,14 +37,12 @@ fn header(uid: &str) -> AdmissionRequest<DynamicObject> {
 /// The response review for a decision on the request with `uid`.
 pub fn review(uid: &str, decision: &Decision) -> AdmissionReview<DynamicObject> {
     let base = AdmissionResponse::from(&header(uid));
-    let mut response = match decision {
-        Decision::Deny { message, .. } => base.deny(message),
-        Decision::Allow { .. } => base,
+    let mut response = match decision.is_allowed() {
+        false => base.deny(&decision.message),
+        true => base,
     };
-    if let Decision::Allow { warnings, .. } = decision
-        && !warnings.is_empty()
-    {
-        response.warnings = Some(warnings.clone());
+    if decision.is_allowed() && !decision.warnings.is_empty() {
+        response.warnings = Some(decision.warnings.clone());
     }
     // The apiserver prefixes the key with the webhook name in the audit log.
     response
@@ -82,14 +80,11 @@ pub fn invalid(reason: &impl ToString) -> AdmissionReview<DynamicObject> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::decision::Reason;
+    use crate::admission::decision::{Outcome, Reason};
 
     #[test]
     fn a_denial_carries_the_uid_and_message_and_is_not_allowed() {
-        let decision = Decision::Deny {
-            reason: Reason::NotReconciler,
-            message: "no".into(),
-        };
+        let decision = Decision::deny(Reason::NotReconciler, "no".into());
         let json = serde_json::to_value(review("abc", &decision)).expect("serializes");
         assert_eq!(json["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(json["response"]["uid"], "abc");
@@ -99,10 +94,8 @@ mod tests {
 
     #[test]
     fn warnings_travel_with_an_allow() {
-        let decision = Decision::Allow {
-            reason: Reason::Warned,
-            warnings: vec!["careful".into()],
-        };
+        let decision =
+            Decision::new(Reason::NotReconciler, Outcome::Warned).with_warning("careful".into());
         let json = serde_json::to_value(review("abc", &decision)).expect("serializes");
         assert_eq!(json["response"]["allowed"], true);
         assert_eq!(json["response"]["warnings"][0], "careful");

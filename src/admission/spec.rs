@@ -278,16 +278,26 @@ mod tests {
 
         fn value(&mut self, depth: u32) -> Value {
             const KEYS: [&str; 10] = [
-                "chart", "spec", "sourceRef", "chartRef", "kind", "name", "namespace",
-                "serviceAccountName", "targetNamespace", "kubeConfig",
+                "chart",
+                "spec",
+                "sourceRef",
+                "chartRef",
+                "kind",
+                "name",
+                "namespace",
+                "serviceAccountName",
+                "targetNamespace",
+                "kubeConfig",
             ];
             match self.next() % if depth == 0 { 5 } else { 7 } {
                 0 => Value::Null,
-                1 => json!(self.next() % 2 == 0),
+                1 => json!(self.next().is_multiple_of(2)),
                 2 => json!(self.next() % 1000),
                 3 => json!(-1.5),
                 4 => json!(KEYS[(self.next() % 10) as usize]),
-                5 => (0..self.next() % 4).map(|_| self.value(depth - 1)).collect(),
+                5 => (0..self.next() % 4)
+                    .map(|_| self.value(depth - 1))
+                    .collect(),
                 _ => (0..self.next() % 5)
                     .map(|_| {
                         let key = KEYS[(self.next() % 10) as usize].to_owned();
@@ -316,7 +326,10 @@ mod tests {
         let req = decode(&body).expect("a HelmChart decodes");
         let view = &req.object.expect("object").spec;
         assert_eq!(view.chart_source_ref, None);
-        assert_eq!(view.source_ref.as_ref().map(|r| r.name.as_ref()), Some("podinfo"));
+        assert_eq!(
+            view.source_ref.as_ref().map(|r| r.name.as_ref()),
+            Some("podinfo")
+        );
     }
 
     #[test]

@@ -133,3 +133,35 @@ fn malformed_or_huge_fields_v1_is_trimmed_without_failing() {
         "at most five fields kept"
     );
 }
+
+#[test]
+fn a_status_entry_that_owns_metadata_is_kept_and_a_plain_one_dropped() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        FieldsV1, ManagedFieldsEntry, ObjectMeta,
+    };
+    let status = |manager: &str, fields: serde_json::Value| ManagedFieldsEntry {
+        manager: Some(manager.into()),
+        operation: Some("Update".into()),
+        subresource: Some("status".into()),
+        fields_v1: Some(FieldsV1(fields)),
+        ..ManagedFieldsEntry::default()
+    };
+    let meta = ObjectMeta {
+        managed_fields: Some(vec![
+            status(
+                "kube-controller-manager",
+                serde_json::json!({"f:status": {"f:replicas": {}}}),
+            ),
+            status(
+                "kubectl-patch",
+                serde_json::json!({"f:metadata": {"f:annotations": {"f:nginx.ingress.kubernetes.io/auth-url": {}}}}),
+            ),
+        ]),
+        ..ObjectMeta::default()
+    };
+    let kept: Vec<_> = crate::drift::record::managers(&meta)
+        .into_iter()
+        .map(|m| m.manager.to_string())
+        .collect();
+    assert_eq!(kept, ["kubectl-patch"]);
+}

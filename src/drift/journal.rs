@@ -18,8 +18,20 @@ pub struct JournalEntry {
     pub user: String,
     /// Seconds since the epoch.
     pub at: i64,
-    /// `warned`, `audited`, `break-glass`, `controller-token`.
-    pub reason: &'static str,
+    pub admission: Admission,
+}
+
+/// How a manual change got into the cluster, or what was tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Allowed with a warning in a warn-mode namespace.
+    Warned,
+    /// Allowed silently in an audit-mode namespace.
+    Audited,
+    /// Allowed by a BreakGlass grant (alerted).
+    BreakGlass,
+    /// A controller identity without a Pod-bound token (denied, alerted).
+    ControllerImpersonation,
 }
 
 /// Told of every entry as it is recorded (the break-glass alert).

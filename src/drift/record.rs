@@ -62,12 +62,14 @@ pub fn record(policy: &Policy, meta: &ObjectMeta) -> Option<Record> {
     })
 }
 
-/// The manager entries of an object, status entries left out.
+/// The manager entries of an object. Status entries are left out unless
+/// they own metadata: the apiserver keeps label and annotation changes made
+/// through `/status` for most kinds, and those are changes like any other.
 pub fn managers(meta: &ObjectMeta) -> Vec<ManagerEntry> {
     meta.managed_fields
         .iter()
         .flatten()
-        .filter(|m| m.subresource.as_deref() != Some("status"))
+        .filter(|m| m.subresource.as_deref() != Some("status") || owns_metadata(m))
         .map(|m| ManagerEntry {
             manager: Arc::from(m.manager.as_deref().unwrap_or("")),
             operation: Arc::from(m.operation.as_deref().unwrap_or("")),
@@ -79,6 +81,13 @@ pub fn managers(meta: &ObjectMeta) -> Vec<ManagerEntry> {
                 .unwrap_or_default(),
         })
         .collect()
+}
+
+fn owns_metadata(
+    entry: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry,
+) -> bool {
+    let fields = entry.fields_v1.as_ref().map(|f| &f.0);
+    fields.is_some_and(|f| f.get("f:metadata").is_some())
 }
 
 /// Leaf paths of a `fieldsV1` tree, `f:` prefixes dropped, list keys

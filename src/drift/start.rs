@@ -8,7 +8,7 @@ use prometheus::Registry;
 use super::{
     alerts::{Alerts, Labels},
     events,
-    journal::{Journal, JournalEntry, ObjectKey},
+    journal::{Admission, Journal, JournalEntry, ObjectKey},
     leader::{self, Election, Leadership},
     watch::{self, DriftMetrics, DriftWatch},
     webhooks,
@@ -139,10 +139,10 @@ pub fn start(
     tokio::spawn(alerts.clone().run());
     let (announcer, cluster) = (alerts.clone(), settings.cluster_name.clone());
     journal.observe(Box::new(move |key, entry| {
-        let alert = match entry.reason {
-            "break-glass" => break_glass_alert(key, entry, &cluster),
-            "controller-token" => controller_token_alert(key, entry, &cluster),
-            _ => return,
+        let alert = match entry.admission {
+            Admission::BreakGlass => break_glass_alert(key, entry, &cluster),
+            Admission::ControllerImpersonation => controller_token_alert(key, entry, &cluster),
+            Admission::Warned | Admission::Audited => return,
         };
         announcer.announce(alert.0, alert.1, BREAK_GLASS_HOLD);
     }));

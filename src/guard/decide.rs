@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use super::{
-    compat,
+    actors, compat,
     identity::{field_managers, reconcilers},
     message::{self, Subject},
     ownership::{Owner, changed_protected_key, owner_of},
@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     admission::{
-        decision::{Decision, Reason},
+        decision::{Decision, Outcome, Reason},
         review::{Metadata, Operation, Request},
     },
     cluster::view::{ClusterView, Who},
@@ -20,48 +20,43 @@ use crate::{
 };
 
 pub fn decide(policy: &Policy, view: &ClusterView, req: &Request<'_>, now: Timestamp) -> Decision {
-    let user = req.user_info.username.as_ref();
-    if req.sub_resource() == "status" && !changes_markers(policy, req) {
+    // A status write that leaves labels and annotations alone changes
+    // nothing Git owns; one that changes them is judged like any update.
+    if req.sub_resource() == "status" && !changes_metadata(req) {
         return Decision::allow(Reason::StatusWrite);
     }
-    if policy.system_actors.always.iter().any(|a| a == user) {
+    if actors::doing_its_job(&policy.system_actors, req) {
         return Decision::allow(Reason::SystemActor);
     }
     // Every request the webhook sees is about GitOps-owned objects, tenants
     // or reconciler identities: none is decided on a half-loaded view.
+    // Nor in any mode: the namespace's mode is itself in the view. The shell
+    // waits for the view within the review's deadline and asks again.
     if !view.is_synced() {
         let subject = Subject::of(req);
-        let text = || message::not_synced(&subject);
-        return apply_mode(policy, view, req, Reason::ViewNotSynced, text, text);
+        return Decision::deny(Reason::ViewNotSynced, message::not_synced(&subject));
     }
+    // Tenant rules and controller tokens hold in every mode.
     let verdict = tenancy::check(policy, view, req);
     if let Some(v) = verdict.violation {
-        let warning = || format!("gitops-guard: {}", v.message.replace('\n', " "));
-        return apply_mode(policy, view, req, v.reason, || v.message.clone(), warning);
+        return Decision::deny(v.reason, v.message);
     }
-    let decision = decide_ownership(policy, view, req, now);
-    match decision {
-        Decision::Allow {
-            reason,
-            mut warnings,
-        } if !verdict.warnings.is_empty() => {
-            warnings.extend(verdict.warnings);
-            Decision::Allow { reason, warnings }
-        }
-        other => other,
+    let mut decision = decide_ownership(policy, view, req, now);
+    if decision.is_allowed() {
+        decision.warnings.extend(verdict.warnings);
     }
+    decision
 }
 
-/// Whether an UPDATE adds, changes or removes an ownership marker or escape
-/// hatch. The apiserver keeps metadata changes made through `/status` for
-/// most kinds (a Deployment's status strategy resets only spec and labels),
-/// so a status write that touches these is judged like any other change.
-fn changes_markers(policy: &Policy, req: &Request<'_>) -> bool {
+/// Whether an UPDATE changes labels or annotations. The apiserver keeps
+/// metadata changes made through `/status` for most kinds (Ingress and
+/// Service among them), so such a status write is no status write at all.
+fn changes_metadata(req: &Request<'_>) -> bool {
     let old = req.old_object.as_ref().map(|o| &o.metadata);
     let new = req.object.as_ref().map(|o| &o.metadata);
     match (old, new) {
-        (Some(old), Some(new)) => changed_protected_key(policy, old, new).is_some(),
-        _ => false,
+        (Some(old), Some(new)) => old.labels != new.labels || old.annotations != new.annotations,
+        _ => true,
     }
 }
 
@@ -75,6 +70,15 @@ fn decide_ownership(
     let user = req.user_info.username.as_ref();
     if req.sub_resource() == "scale" {
         return decide_scale(policy, view, req, now);
+    }
+    // The apiserver always sends the old object of an UPDATE or DELETE, and
+    // ownership is read from it: a review without one is not judged.
+    let needs_old = matches!(req.operation, Operation::Update | Operation::Delete);
+    if needs_old && req.old_object.is_none() {
+        return Decision::deny(
+            Reason::IncompleteReview,
+            message::incomplete(&Subject::of(req)),
+        );
     }
     let namespace = view.namespace(req.namespace());
     if req.operation == Operation::Delete && namespace.is_some_and(|n| n.terminating) {
@@ -143,9 +147,6 @@ fn decide_scale(
     now: Timestamp,
 ) -> Decision {
     let user = req.user_info.username.as_ref();
-    if policy.system_actors.scale.iter().any(|a| a == user) {
-        return Decision::allow(Reason::SystemActor);
-    }
     let resource = &req.resource;
     let parent = view.scale_parent(
         &resource.group,
@@ -219,49 +220,32 @@ fn judge_manual(
         user: &req.user_info.username,
         groups: &req.user_info.groups,
     };
-    let names = [req.kind.kind.as_ref(), req.resource.resource.as_ref()];
+    // `/scale` carries kind Scale: a grant names the parent's kind.
+    let names = [
+        req.kind.kind.as_ref(),
+        req.resource.resource.as_ref(),
+        m.subject.kind.as_str(),
+    ];
     let max = policy.break_glass.max_duration;
     let grant = view
         .grants_in(req.namespace())
         .find(|g| g.covers(&who, &names, &req.name, now, max));
     if let Some(grant) = grant {
         let warning = message::break_glass(policy, &m, grant, max);
-        return Decision::Allow {
-            reason: Reason::BreakGlass,
-            warnings: vec![warning],
-        };
+        return Decision::allow(Reason::BreakGlass).with_warning(warning);
     }
-    let denial = || message::denial(policy, view, req, &m);
-    match m.reason {
-        // Deception and switching the reconciler off are never just warned about.
-        Reason::EscapeHatch | Reason::ForgedFieldManager => Decision::Deny {
-            reason: m.reason,
-            message: denial(),
-        },
-        reason => apply_mode(policy, view, req, reason, denial, || {
-            message::warning(policy, &m)
-        }),
-    }
-}
-
-fn apply_mode(
-    policy: &Policy,
-    view: &ClusterView,
-    req: &Request<'_>,
-    reason: Reason,
-    denial: impl FnOnce() -> String,
-    warning: impl FnOnce() -> String,
-) -> Decision {
-    match mode_of(policy, view, req.namespace()) {
-        Mode::Enforce => Decision::Deny {
-            reason,
-            message: denial(),
-        },
-        Mode::Warn => Decision::Allow {
-            reason: Reason::Warned,
-            warnings: vec![warning()],
-        },
-        Mode::Audit => Decision::allow(Reason::Audited),
+    // Deception and switching the reconciler off are denied in every mode;
+    // the mode decides only what happens to a plain manual change.
+    let mode = match m.reason.follows_mode() {
+        true => mode_of(policy, view, req.namespace()),
+        false => Mode::Enforce,
+    };
+    match mode {
+        Mode::Enforce => Decision::deny(m.reason, message::denial(policy, view, req, &m)),
+        Mode::Warn => {
+            Decision::new(m.reason, Outcome::Warned).with_warning(message::warning(policy, &m))
+        }
+        Mode::Audit => Decision::new(m.reason, Outcome::Audited),
     }
 }
 

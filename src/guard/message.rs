@@ -127,6 +127,16 @@ pub(super) fn denial(
     text
 }
 
+/// A review the apiserver would never send: an UPDATE or DELETE without
+/// the old object, from which ownership is read.
+pub(super) fn incomplete(s: &Subject) -> String {
+    format!(
+        "gitops-guard refuses to judge this {} of {s}: the review carries no oldObject, which the \
+         apiserver always sends and ownership is read from. Whatever sent it is not a kube-apiserver.",
+        s.verb
+    )
+}
+
 /// Where the source of truth of an owner lives.
 pub fn where_in_git(policy: &Policy, view: &ClusterView, owner: &Owner) -> String {
     let shown = owner.display(policy);

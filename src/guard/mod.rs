@@ -1,5 +1,6 @@
 //! The pure decision core: no I/O, no async, nothing of axum.
 
+pub mod actors;
 pub mod compat;
 pub mod decide;
 pub mod identity;

@@ -151,8 +151,14 @@ fn argo_owner(tracking: &str, default_namespace: &str) -> Owner {
     }
 }
 
-/// Keys only the reconciler may add, change or remove: ownership markers and
-/// escape hatches. Each is checked as a label and as an annotation.
+/// The label that takes a namespace out of every webhook entry's
+/// `namespaceSelector` (manifests/webhook).
+pub const EXCLUDE_LABEL: &str = "gitops-guard.io/exclude";
+
+/// Keys only the reconciler may add, change or remove: ownership markers,
+/// escape hatches, and the guard's own namespace labels (mode, exclusion,
+/// pinning), which on an owned Namespace would switch the guard off for it.
+/// Each is checked as a label and as an annotation.
 pub fn protected_keys(policy: &Policy) -> impl Iterator<Item = &str> {
     let fixed = [
         KUSTOMIZE_NAME,
@@ -160,6 +166,9 @@ pub fn protected_keys(policy: &Policy) -> impl Iterator<Item = &str> {
         HELM_NAME,
         HELM_NAMESPACE,
         ARGO_TRACKING_ID,
+        EXCLUDE_LABEL,
+        policy.mode_label.as_str(),
+        policy.images.mode_label.as_str(),
     ];
     let custom = policy
         .owners

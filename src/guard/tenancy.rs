@@ -110,7 +110,9 @@ fn controller_token(policy: &Policy, view: &ClusterView, req: &Request<'_>) -> O
         ),
         Some(pod) => {
             let known = view.identities.pod(namespace, pod);
-            let uid_ok = |uid: &str| info.extra_value(POD_UID).is_none_or(|u| u == uid);
+            // A real bound token carries both; pod-name alone is forged
+            // (impersonated userextras) or from an old token.
+            let uid_ok = |uid: &str| info.extra_value(POD_UID) == Some(uid);
             match known {
                 Some(p) if p.service_account == account && uid_ok(&p.uid) => return None,
                 _ => format!(

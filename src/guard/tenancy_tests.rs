@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{decide, test_support::*};
 use crate::{
     admission::{
-        decision::{Decision, Reason},
+        decision::{Decision, Outcome, Reason},
         review::decode,
     },
     cluster::view::{ClusterView, FluxObject, NamespaceFacts},
@@ -51,6 +51,11 @@ fn tenants() -> ClusterView {
     namespace(&mut v, "flux-system", None);
     namespace(&mut v, "prod", None);
     namespace(&mut v, "empty", Some("team-a"));
+    let warn = NamespaceFacts {
+        labels: [("gitops-guard.io/mode".to_owned(), "warn".to_owned())].into(),
+        terminating: false,
+    };
+    v.upsert_namespace("staging".into(), warn);
     for (ns, sa) in [("team-a", "team-a"), ("team-b", "team-b")] {
         v.identities.upsert_service_account(ns.into(), sa.into());
     }
@@ -65,10 +70,7 @@ fn run_with(policy: &Policy, rev: Rev, view: &ClusterView) -> Decision {
     let body = rev.body();
     match decode(&body) {
         Ok(req) => decide(policy, view, &req, Timestamp::UNIX_EPOCH),
-        Err(e) => Decision::Deny {
-            reason: Reason::ViewNotSynced,
-            message: format!("test review invalid: {e}"),
-        },
+        Err(e) => Decision::deny(Reason::ViewNotSynced, format!("test review invalid: {e}")),
     }
 }
 
@@ -113,99 +115,106 @@ fn configmap(ns: &str) -> Rev {
 
 #[rstest]
 #[case::a_tenant_kustomization_without_a_service_account_is_denied(
-    ks("team-a", json!({"sourceRef": git(), "path": "./"})), false, Reason::TenantSpec)]
+    ks("team-a", json!({"sourceRef": git(), "path": "./"})), Outcome::Denied, Reason::TenantSpec)]
 #[case::a_tenant_kustomization_impersonating_its_service_account_is_allowed(
-    ks("team-a", json!({"serviceAccountName": "team-a", "sourceRef": git()})), true, Reason::Unowned)]
+    ks("team-a", json!({"serviceAccountName": "team-a", "sourceRef": git()})), Outcome::Allowed, Reason::Unowned)]
 #[case::a_source_in_another_tenant_is_refused(
     ks("team-a", json!({"serviceAccountName": "team-a",
-        "sourceRef": {"kind": "GitRepository", "name": "repo", "namespace": "team-b"}})), false, Reason::TenantSpec)]
+        "sourceRef": {"kind": "GitRepository", "name": "repo", "namespace": "team-b"}})), Outcome::Denied, Reason::TenantSpec)]
 #[case::a_source_in_a_shared_namespace_is_allowed(
     ks("team-a", json!({"serviceAccountName": "team-a",
-        "sourceRef": {"kind": "GitRepository", "name": "fleet", "namespace": "flux-system"}})), true, Reason::Unowned)]
+        "sourceRef": {"kind": "GitRepository", "name": "fleet", "namespace": "flux-system"}})), Outcome::Allowed, Reason::Unowned)]
 #[case::a_source_in_another_namespace_of_the_same_tenant_is_allowed(
     ks("team-a", json!({"serviceAccountName": "team-a",
-        "sourceRef": {"kind": "GitRepository", "name": "repo", "namespace": "team-a-apps"}})), true, Reason::Unowned)]
+        "sourceRef": {"kind": "GitRepository", "name": "repo", "namespace": "team-a-apps"}})), Outcome::Allowed, Reason::Unowned)]
 #[case::a_foreign_target_namespace_is_refused(
     ks("team-a", json!({"serviceAccountName": "team-a", "sourceRef": git(), "targetNamespace": "team-b"})),
-    false, Reason::TenantSpec)]
+    Outcome::Denied, Reason::TenantSpec)]
 #[case::a_target_namespace_outside_any_tenant_is_refused(
     ks("team-a", json!({"serviceAccountName": "team-a", "sourceRef": git(), "targetNamespace": "prod"})),
-    false, Reason::TenantSpec)]
+    Outcome::Denied, Reason::TenantSpec)]
 #[case::a_target_namespace_of_the_same_tenant_is_allowed(
     ks("team-a", json!({"serviceAccountName": "team-a", "sourceRef": git(), "targetNamespace": "team-a-apps"})),
-    true, Reason::Unowned)]
+    Outcome::Allowed, Reason::Unowned)]
 #[case::a_kube_config_is_refused_for_tenants(
     ks("team-a", json!({"serviceAccountName": "team-a", "sourceRef": git(),
-        "kubeConfig": {"secretRef": {"name": "remote"}}})), false, Reason::TenantSpec)]
+        "kubeConfig": {"secretRef": {"name": "remote"}}})), Outcome::Denied, Reason::TenantSpec)]
 #[case::a_helm_chart_from_another_tenant_is_refused(
     hr("team-a", json!({"serviceAccountName": "team-a", "chart": {"spec": {"chart": "redis",
-        "sourceRef": {"kind": "HelmRepository", "name": "charts", "namespace": "team-b"}}}})), false, Reason::TenantSpec)]
+        "sourceRef": {"kind": "HelmRepository", "name": "charts", "namespace": "team-b"}}}})), Outcome::Denied, Reason::TenantSpec)]
 #[case::a_chart_ref_to_another_tenant_is_refused(
     hr("team-a", json!({"serviceAccountName": "team-a",
-        "chartRef": {"kind": "OCIRepository", "name": "redis", "namespace": "team-b"}})), false, Reason::TenantSpec)]
+        "chartRef": {"kind": "OCIRepository", "name": "redis", "namespace": "team-b"}})), Outcome::Denied, Reason::TenantSpec)]
 #[case::a_foreign_storage_namespace_is_refused(
     hr("team-a", json!({"serviceAccountName": "team-a", "storageNamespace": "team-b",
         "chart": {"spec": {"chart": "redis", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}}})),
-    false, Reason::TenantSpec)]
+    Outcome::Denied, Reason::TenantSpec)]
 #[case::a_kustomization_outside_any_tenant_needs_no_service_account(
-    ks("prod", json!({"sourceRef": git()})), true, Reason::Unowned)]
+    ks("prod", json!({"sourceRef": git()})), Outcome::Allowed, Reason::Unowned)]
 #[case::team_a_reconciler_writes_team_a_objects(
-    configmap("team-a").both(owned_by_team_a()).by(TEAM_A), true, Reason::Reconciler)]
+    configmap("team-a").both(owned_by_team_a()).by(TEAM_A), Outcome::Allowed, Reason::Reconciler)]
 #[case::team_b_reconciler_may_not_write_team_a_objects(
-    configmap("team-a").both(owned_by_team_a()).by(TEAM_B), false, Reason::TenantEscape)]
+    configmap("team-a").both(owned_by_team_a()).by(TEAM_B), Outcome::Denied, Reason::TenantEscape)]
 #[case::the_controller_identity_may_not_write_team_a_objects(
-    configmap("team-a").both(owned_by_team_a()).by(KUSTOMIZE), false, Reason::NotReconciler)]
+    configmap("team-a").both(owned_by_team_a()).by(KUSTOMIZE), Outcome::Denied, Reason::NotReconciler)]
 #[case::team_a_reconciler_may_not_write_into_team_b_whatever_rbac_says(
-    configmap("team-b").both(owned_by_team_a()).by(TEAM_A), false, Reason::TenantEscape)]
+    configmap("team-b").both(owned_by_team_a()).by(TEAM_A), Outcome::Denied, Reason::TenantEscape)]
 #[case::team_a_reconciler_may_not_write_outside_any_tenant(
-    configmap("prod").both(obj()).by(TEAM_A), false, Reason::TenantEscape)]
+    configmap("prod").both(obj()).by(TEAM_A), Outcome::Denied, Reason::TenantEscape)]
 #[case::team_a_reconciler_may_not_write_cluster_scoped_objects(
     Rev::new("CREATE", "ClusterRole", "clusterroles").kind("rbac.authorization.k8s.io", "ClusterRole", "clusterroles")
-        .namespace("").new_obj(owned_by_team_a()).by(TEAM_A), false, Reason::TenantEscape)]
+        .namespace("").new_obj(owned_by_team_a()).by(TEAM_A), Outcome::Denied, Reason::TenantEscape)]
 #[case::team_a_reconciler_may_not_create_namespaces(
     Rev::new("CREATE", "Namespace", "namespaces").namespace("team-a-new").new_obj(owned_by_team_a()).by(TEAM_A),
-    false, Reason::TenantEscape)]
+    Outcome::Denied, Reason::TenantEscape)]
 #[case::an_owner_impersonating_no_service_account_lets_nobody_write_in_a_tenant(
-    configmap("team-a").both(obj().owned_by_kustomization("team-a", "legacy")).by(KUSTOMIZE), false, Reason::NotReconciler)]
+    configmap("team-a").both(obj().owned_by_kustomization("team-a", "legacy")).by(KUSTOMIZE), Outcome::Denied, Reason::NotReconciler)]
 #[case::an_owner_missing_from_the_cluster_lets_nobody_write_in_a_tenant(
-    configmap("team-a").both(obj().owned_by_kustomization("team-a", "gone")).by(KUSTOMIZE), false, Reason::NotReconciler)]
+    configmap("team-a").both(obj().owned_by_kustomization("team-a", "gone")).by(KUSTOMIZE), Outcome::Denied, Reason::NotReconciler)]
 #[case::a_human_posing_as_kustomize_controller_without_a_pod_token_is_denied(
-    configmap("prod").both(obj()).by_unbound(KUSTOMIZE), false, Reason::ControllerToken)]
+    configmap("prod").both(obj()).by_unbound(KUSTOMIZE), Outcome::Denied, Reason::ControllerToken)]
 #[case::a_controller_token_bound_to_an_unknown_pod_is_denied(
     configmap("prod").both(obj()).by_unbound(KUSTOMIZE)
-        .extra("authentication.kubernetes.io/pod-name", "debug-pod"), false, Reason::ControllerToken)]
+        .extra("authentication.kubernetes.io/pod-name", "debug-pod"), Outcome::Denied, Reason::ControllerToken)]
 #[case::a_controller_token_bound_to_another_accounts_pod_is_denied(
     configmap("prod").both(obj()).by_unbound(KUSTOMIZE)
-        .extra("authentication.kubernetes.io/pod-name", "helm-controller-0"), false, Reason::ControllerToken)]
+        .extra("authentication.kubernetes.io/pod-name", "helm-controller-0"), Outcome::Denied, Reason::ControllerToken)]
 #[case::a_controller_token_with_a_stale_pod_uid_is_denied(
     configmap("prod").both(obj()).by(KUSTOMIZE)
-        .extra("authentication.kubernetes.io/pod-uid", "uid-of-a-deleted-pod"), false, Reason::ControllerToken)]
+        .extra("authentication.kubernetes.io/pod-uid", "uid-of-a-deleted-pod"), Outcome::Denied, Reason::ControllerToken)]
+#[case::a_pod_name_without_a_pod_uid_is_no_pod_bound_token(
+    configmap("prod").both(obj()).by_unbound(KUSTOMIZE)
+        .extra("authentication.kubernetes.io/pod-name", "kustomize-controller-0"), Outcome::Denied, Reason::ControllerToken)]
+#[case::posing_as_kustomize_controller_is_denied_in_a_warn_namespace_too(
+    configmap("staging").both(obj()).by_unbound(KUSTOMIZE), Outcome::Denied, Reason::ControllerToken)]
+#[case::team_a_reconciler_writing_into_a_warn_namespace_is_denied(
+    configmap("staging").both(obj()).by(TEAM_A), Outcome::Denied, Reason::TenantEscape)]
 #[case::a_controller_with_its_pod_bound_token_passes(
-    configmap("prod").both(obj()).by(KUSTOMIZE), true, Reason::Unowned)]
+    configmap("prod").both(obj()).by(KUSTOMIZE), Outcome::Allowed, Reason::Unowned)]
 #[case::a_human_in_a_tenant_namespace_is_judged_by_ownership(
-    configmap("team-a").both(owned_by_team_a()), false, Reason::NotReconciler)]
+    configmap("team-a").both(owned_by_team_a()), Outcome::Denied, Reason::NotReconciler)]
 #[case::moving_a_namespace_in_use_to_another_tenant_is_denied(
     Rev::new("UPDATE", "Namespace", "namespaces").namespace("team-a-apps").named("team-a-apps").both(obj())
-        .old_labels(json!({TENANT: "team-a"})).new_labels(json!({TENANT: "team-b"})), false, Reason::TenantRelabel)]
+        .old_labels(json!({TENANT: "team-a"})).new_labels(json!({TENANT: "team-b"})), Outcome::Denied, Reason::TenantRelabel)]
 #[case::removing_the_tenant_of_a_namespace_in_use_is_denied(
     Rev::new("UPDATE", "Namespace", "namespaces").namespace("team-a-apps").named("team-a-apps").both(obj())
-        .old_labels(json!({TENANT: "team-a"})).new_labels(json!({})), false, Reason::TenantRelabel)]
+        .old_labels(json!({TENANT: "team-a"})).new_labels(json!({})), Outcome::Denied, Reason::TenantRelabel)]
 #[case::an_unused_namespace_may_change_tenant(
     Rev::new("UPDATE", "Namespace", "namespaces").namespace("empty").named("empty").both(obj())
-        .old_labels(json!({TENANT: "team-a"})).new_labels(json!({TENANT: "team-b"})), true, Reason::Unowned)]
-fn tenant_rules_hold(#[case] rev: Rev, #[case] allowed: bool, #[case] reason: Reason) {
+        .old_labels(json!({TENANT: "team-a"})).new_labels(json!({TENANT: "team-b"})), Outcome::Allowed, Reason::Unowned)]
+fn tenant_rules_hold(#[case] rev: Rev, #[case] outcome: Outcome, #[case] reason: Reason) {
     let decision = run(rev);
     assert_eq!(
-        (decision.is_allowed(), decision.reason()),
-        (allowed, reason),
+        (decision.outcome, decision.reason()),
+        (outcome, reason),
         "{decision:?}"
     );
 }
 
 fn denial(decision: Decision) -> String {
-    match decision {
-        Decision::Deny { message, .. } => message,
-        other => format!("not denied: {other:?}"),
+    match decision.outcome {
+        Outcome::Denied => decision.message,
+        _ => format!("not denied: {decision:?}"),
     }
 }
 
@@ -247,9 +256,12 @@ fn a_default_service_account_stands_in_like_flux_default_service_account() {
 #[test]
 fn a_missing_service_account_warns_by_default_and_denies_when_configured() {
     let spec = json!({"serviceAccountName": "ghost", "sourceRef": git()});
-    let Decision::Allow { warnings, .. } = run(ks("team-a", spec.clone())) else {
-        panic!("a missing service account is only a warning by default");
-    };
+    let decision = run(ks("team-a", spec.clone()));
+    assert!(
+        decision.is_allowed(),
+        "a missing service account is only a warning by default"
+    );
+    let warnings = decision.warnings;
     assert!(
         warnings
             .iter()
@@ -270,9 +282,9 @@ fn controller_tokens_can_be_warned_about_or_left_unchecked() {
     let rev = || configmap("prod").both(obj()).by_unbound(KUSTOMIZE);
     let mut policy = Policy::default();
     policy.tenancy.controller_tokens = OnViolation::Warn;
-    let Decision::Allow { warnings, .. } = run_with(&policy, rev(), &tenants()) else {
-        panic!("warn lets the request through");
-    };
+    let decision = run_with(&policy, rev(), &tenants());
+    assert!(decision.is_allowed(), "warn lets the request through");
+    let warnings = decision.warnings;
     assert!(
         warnings.iter().any(|w| w.contains("no Pod-bound token")),
         "{warnings:?}"
@@ -298,7 +310,7 @@ fn nothing_is_decided_before_the_view_is_synced() {
     let rev = configmap("team-a").both(owned_by_team_a()).by(TEAM_A);
     let decision = run_with(&Policy::default(), rev, &view);
     assert_eq!(
-        (decision.is_allowed(), decision.reason()),
-        (false, Reason::ViewNotSynced)
+        (decision.outcome, decision.reason()),
+        (Outcome::Denied, Reason::ViewNotSynced)
     );
 }

@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::guard::actors::CREDENTIAL_ID;
+
 use crate::guard::ownership::{
     ARGO_TRACKING_ID, HELM_NAME, HELM_NAMESPACE, KUSTOMIZE_NAME, KUSTOMIZE_NAMESPACE,
 };
@@ -169,19 +171,47 @@ impl Rev {
         let pod = CONTROLLER_PODS.iter().find(|(u, ..)| *u == user);
         let mut rev = self.by_unbound(user);
         if let Some((_, _, name, uid)) = pod {
-            rev.request["userInfo"]["extra"] = json!({
-                "authentication.kubernetes.io/pod-name": [name],
-                "authentication.kubernetes.io/pod-uid": [uid],
-            });
+            let extra = &mut rev.request["userInfo"]["extra"];
+            extra["authentication.kubernetes.io/pod-name"] = json!([name]);
+            extra["authentication.kubernetes.io/pod-uid"] = json!([uid]);
         }
         rev
     }
 
-    /// The request comes from `user` with no Pod-bound token (a token from
-    /// `kubectl create token`, or impersonation).
+    /// The request comes from `user` with no Pod-bound token: for a service
+    /// account, a token from the TokenRequest API as kube-controller-manager
+    /// gets them (credential id `JTI=…`, the account's groups).
     pub fn by_unbound(mut self, user: &str) -> Self {
         self.request["userInfo"]["username"] = user.into();
         self.request["userInfo"]["extra"] = json!({});
+        if let Some(namespace) = user
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split(':').next())
+        {
+            self.request["userInfo"]["extra"][CREDENTIAL_ID] =
+                json!(["JTI=6f1e0c1a-0b4e-4c55-9d3e-2f6c0a1b2c3d"]);
+            self.request["userInfo"]["groups"] = json!([
+                "system:serviceaccounts",
+                format!("system:serviceaccounts:{namespace}"),
+                "system:authenticated"
+            ]);
+        }
+        self
+    }
+
+    /// `kubectl --as=USER` by someone RBAC lets impersonate: the apiserver
+    /// adds a service account's groups, and no credential id.
+    pub fn by_impersonation(self, user: &str) -> Self {
+        let mut rev = self.by_unbound(user);
+        rev.request["userInfo"]["extra"] = json!({});
+        rev
+    }
+
+    /// A client certificate whose common name is `user`.
+    pub fn by_certificate(mut self, user: &str) -> Self {
+        self.request["userInfo"]["username"] = user.into();
+        self.request["userInfo"]["groups"] = json!(["system:authenticated"]);
+        self.request["userInfo"]["extra"] = json!({CREDENTIAL_ID: ["X509SHA256=0a016b6c2ff14c54"]});
         self
     }
 

@@ -80,10 +80,7 @@ pub(super) async fn validate_images(
         PinMode::Require => {
             let (wanted, _) = plan::wanted(req, &pinner.policy.images);
             match plan::unpinned_denial(&wanted) {
-                Some(message) => Decision::Deny {
-                    reason: Reason::UnpinnedImage,
-                    message,
-                },
+                Some(message) => Decision::deny(Reason::UnpinnedImage, message),
                 None => Decision::allow(Reason::Unowned),
             }
         }

@@ -79,19 +79,35 @@ fn diff(at: &mut String, old: &Value, new: &Value, out: &mut Vec<String>) {
                 at.truncate(len);
             }
         }
-        _ if old != new => out.push(if at.is_empty() { "/".into() } else { at.clone() }),
+        _ if old != new => out.push(if at.is_empty() {
+            "/".into()
+        } else {
+            at.clone()
+        }),
         _ => {}
     }
 }
 
-fn walk(at: &mut String, old: &Map<String, Value>, new: &Map<String, Value>, out: &mut Vec<String>) {
-    let keys = old.keys().chain(new.keys().filter(|k| !old.contains_key(*k)));
+fn walk(
+    at: &mut String,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    out: &mut Vec<String>,
+) {
+    let keys = old
+        .keys()
+        .chain(new.keys().filter(|k| !old.contains_key(*k)));
     for key in keys {
         let len = at.len();
         at.push('/');
         at.push_str(&key.replace('~', "~0").replace('/', "~1"));
         let null = Value::Null;
-        diff(at, old.get(key).unwrap_or(&null), new.get(key).unwrap_or(&null), out);
+        diff(
+            at,
+            old.get(key).unwrap_or(&null),
+            new.get(key).unwrap_or(&null),
+            out,
+        );
         at.truncate(len);
     }
 }
@@ -102,10 +118,11 @@ fn under(path: &str, pattern: &str) -> bool {
         return true;
     }
     let mut segments = path.split('/').skip(1);
-    pattern
-        .split('/')
-        .skip(1)
-        .all(|want| segments.next().is_some_and(|got| want == "*" || want == got))
+    pattern.split('/').skip(1).all(|want| {
+        segments
+            .next()
+            .is_some_and(|got| want == "*" || want == got)
+    })
 }
 
 #[cfg(test)]
@@ -129,7 +146,10 @@ mod tests {
         let old = json!({"metadata": {"name": "a"}});
         let new = json!({"metadata": {"name": "a", "annotations": {"reconcile.fluxcd.io/requestedAt": "now"}}});
         let changes = Changes::between(&old, &new);
-        assert_eq!(changes.paths(), ["/metadata/annotations/reconcile.fluxcd.io~1requestedAt"]);
+        assert_eq!(
+            changes.paths(),
+            ["/metadata/annotations/reconcile.fluxcd.io~1requestedAt"]
+        );
         assert!(changes.all_under(&["/metadata/annotations/reconcile.fluxcd.io~1requestedAt"]));
         assert!(!changes.all_under(&["/metadata/annotations/other"]));
     }
@@ -152,7 +172,10 @@ mod tests {
         assert!(changes.all_under(&["/webhooks/*/clientConfig/caBundle"]));
         let grown = json!({"webhooks": [{}, {}]});
         assert_eq!(Changes::between(&old, &grown).paths(), ["/webhooks"]);
-        assert!(!under("/webhooks/0/clientConfig/url", "/webhooks/*/clientConfig/caBundle"));
+        assert!(!under(
+            "/webhooks/0/clientConfig/url",
+            "/webhooks/*/clientConfig/caBundle"
+        ));
         assert!(!under("/spec", "/spec/suspend"));
     }
 

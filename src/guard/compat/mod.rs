@@ -42,9 +42,10 @@ pub fn check(policy: &Policy, req: &Request<'_>, owner: &Owner) -> Option<Verdic
     let compat = &policy.compatibility;
     let user = req.user_info.username.as_ref();
     let (group, kind) = (req.kind.group.as_ref(), req.kind.kind.as_ref());
-    let generated = compat.generated.iter().any(|g| {
-        g.identity == user && g.kinds.contains(group, kind) && owner_is(g.owner, owner)
-    });
+    let generated = compat
+        .generated
+        .iter()
+        .any(|g| g.identity == user && g.kinds.contains(group, kind) && owner_is(g.owner, owner));
     if generated && req.sub_resource().is_empty() {
         return Some(Verdict::Allow(Reason::GeneratedObject));
     }
@@ -58,9 +59,10 @@ pub fn check(policy: &Policy, req: &Request<'_>, owner: &Owner) -> Option<Verdic
     if serves {
         return Some(Verdict::Allow(Reason::KindController));
     }
-    let request = compat.reconcile_requests.iter().any(|r| {
-        r.group == group && changes.all_under(&annotation_pointers(&r.annotations))
-    });
+    let request = compat
+        .reconcile_requests
+        .iter()
+        .any(|r| r.group == group && changes.all_under(&annotation_pointers(&r.annotations)));
     if request {
         return Some(Verdict::Allow(Reason::ReconcileRequest));
     }
@@ -108,7 +110,12 @@ fn owner_is(kind: GeneratedOwner, owner: &Owner) -> bool {
 
 fn annotation_pointers<S: AsRef<str>>(keys: &[S]) -> Vec<String> {
     keys.iter()
-        .map(|k| format!("/metadata/annotations/{}", k.as_ref().replace('~', "~0").replace('/', "~1")))
+        .map(|k| {
+            format!(
+                "/metadata/annotations/{}",
+                k.as_ref().replace('~', "~0").replace('/', "~1")
+            )
+        })
         .collect()
 }
 

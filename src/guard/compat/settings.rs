@@ -153,17 +153,39 @@ impl Default for CompatibilityPolicy {
                 flux(
                     "source-controller",
                     source,
-                    &["GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket"],
+                    &[
+                        "GitRepository",
+                        "OCIRepository",
+                        "HelmRepository",
+                        "HelmChart",
+                        "Bucket",
+                    ],
                 ),
-                flux("kustomize-controller", "kustomize.toolkit.fluxcd.io", &["Kustomization"]),
-                flux("helm-controller", "helm.toolkit.fluxcd.io", &["HelmRelease"]),
+                flux(
+                    "kustomize-controller",
+                    "kustomize.toolkit.fluxcd.io",
+                    &["Kustomization"],
+                ),
+                flux(
+                    "helm-controller",
+                    "helm.toolkit.fluxcd.io",
+                    &["HelmRelease"],
+                ),
                 flux(
                     "notification-controller",
                     "notification.toolkit.fluxcd.io",
                     &["Alert", "Provider", "Receiver"],
                 ),
-                flux("image-reflector-controller", image, &["ImageRepository", "ImagePolicy"]),
-                flux("image-automation-controller", image, &["ImageUpdateAutomation"]),
+                flux(
+                    "image-reflector-controller",
+                    image,
+                    &["ImageRepository", "ImagePolicy"],
+                ),
+                flux(
+                    "image-automation-controller",
+                    image,
+                    &["ImageUpdateAutomation"],
+                ),
                 KindController {
                     identity: "system:serviceaccount:argocd:argocd-application-controller".into(),
                     serves: Kinds {
@@ -216,7 +238,11 @@ impl CompatibilityPolicy {
             if a.users.is_empty() && a.groups.is_empty() {
                 return Err((at("users"), "name at least one user or group".into()));
             }
-            if let Some(p) = a.paths.iter().find(|p| !p.starts_with('/') || p.as_str() == "/") {
+            if let Some(p) = a
+                .paths
+                .iter()
+                .find(|p| !p.starts_with('/') || p.as_str() == "/")
+            {
                 let why = format!("{p:?} is not a JSON pointer below the object root");
                 return Err((at("paths"), why));
             }

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::{
     admission::{
-        decision::{Decision, Reason},
+        decision::{Decision, Outcome, Reason},
         review::decode,
     },
     cluster::view::{ClusterView, FluxObject, NamespaceFacts},
@@ -37,8 +37,18 @@ fn view() -> ClusterView {
         service_account: Some("deployer".into()),
         ..FluxObject::default()
     };
-    v.upsert_flux(OwnerKind::HelmRelease, "prod".into(), "podinfo".into(), release.clone());
-    v.upsert_flux(OwnerKind::Kustomization, "prod".into(), "tenant".into(), release);
+    v.upsert_flux(
+        OwnerKind::HelmRelease,
+        "prod".into(),
+        "podinfo".into(),
+        release.clone(),
+    );
+    v.upsert_flux(
+        OwnerKind::Kustomization,
+        "prod".into(),
+        "tenant".into(),
+        release,
+    );
     v
 }
 
@@ -47,11 +57,19 @@ fn applied() -> Obj {
 }
 
 fn source() -> Rev {
-    Rev::update().kind("source.toolkit.fluxcd.io", "GitRepository", "gitrepositories")
+    Rev::update().kind(
+        "source.toolkit.fluxcd.io",
+        "GitRepository",
+        "gitrepositories",
+    )
 }
 
 fn kustomization() -> Rev {
-    Rev::update().kind("kustomize.toolkit.fluxcd.io", "Kustomization", "kustomizations")
+    Rev::update().kind(
+        "kustomize.toolkit.fluxcd.io",
+        "Kustomization",
+        "kustomizations",
+    )
 }
 
 fn helm_chart(op: Rev) -> Rev {
@@ -66,10 +84,7 @@ fn run_with(policy: &Policy, rev: Rev) -> Decision {
     let body = rev.body();
     match decode(&body) {
         Ok(req) => decide(policy, &view(), &req, Timestamp::UNIX_EPOCH),
-        Err(e) => Decision::Deny {
-            reason: Reason::ViewNotSynced,
-            message: format!("test review invalid: {e}"),
-        },
+        Err(e) => Decision::deny(Reason::ViewNotSynced, format!("test review invalid: {e}")),
     }
 }
 
@@ -79,65 +94,81 @@ fn run(rev: Rev) -> Decision {
 
 #[rstest]
 #[case::source_controller_may_add_its_finalizer_to_a_source_a_kustomization_applied(
-    source().old(applied()).new_obj(applied().finalizer(FINALIZER)).by(SOURCE), true, Reason::KindController)]
+    source().old(applied()).new_obj(applied().finalizer(FINALIZER)).by(SOURCE), Outcome::Allowed, Reason::KindController)]
 #[case::source_controller_may_remove_its_finalizer(
-    source().old(applied().finalizer(FINALIZER)).new_obj(applied()).by(SOURCE), true, Reason::KindController)]
+    source().old(applied().finalizer(FINALIZER)).new_obj(applied()).by(SOURCE), Outcome::Allowed, Reason::KindController)]
 #[case::source_controller_may_not_change_a_sources_spec(
     source().old(applied()).new_obj(applied().with_spec(json!({"url": "https://evil"}))).by(SOURCE),
-    false, Reason::NotReconciler)]
+    Outcome::Denied, Reason::NotReconciler)]
 #[case::source_controller_may_not_add_a_finalizer_to_a_kind_it_does_not_serve(
-    Rev::update().old(applied()).new_obj(applied().finalizer(FINALIZER)).by(SOURCE), false, Reason::NotReconciler)]
+    Rev::update().old(applied()).new_obj(applied().finalizer(FINALIZER)).by(SOURCE), Outcome::Denied, Reason::NotReconciler)]
 #[case::source_controller_without_a_pod_bound_token_is_denied(
-    source().old(applied()).new_obj(applied().finalizer(FINALIZER)).by_unbound(SOURCE), false, Reason::ControllerToken)]
+    source().old(applied()).new_obj(applied().finalizer(FINALIZER)).by_unbound(SOURCE), Outcome::Denied, Reason::ControllerToken)]
 #[case::a_person_may_not_add_a_finalizer_to_an_owned_source(
-    source().old(applied()).new_obj(applied().finalizer(FINALIZER)), false, Reason::NotReconciler)]
+    source().old(applied()).new_obj(applied().finalizer(FINALIZER)), Outcome::Denied, Reason::NotReconciler)]
 #[case::helm_controller_may_add_its_finalizer_to_a_helm_release_a_kustomization_applied(
     Rev::update().kind("helm.toolkit.fluxcd.io", "HelmRelease", "helmreleases")
-        .old(applied()).new_obj(applied().finalizer(FINALIZER)).by(HELM), true, Reason::KindController)]
+        .old(applied()).new_obj(applied().finalizer(FINALIZER)).by(HELM), Outcome::Allowed, Reason::KindController)]
 #[case::kustomize_controller_may_add_its_finalizer_to_a_kustomization_a_tenant_applied(
     kustomization().old(obj().owned_by_kustomization("prod", "tenant"))
         .new_obj(obj().owned_by_kustomization("prod", "tenant").finalizer(FINALIZER)).by(KUSTOMIZE),
-    true, Reason::KindController)]
+    Outcome::Allowed, Reason::KindController)]
 #[case::anyone_may_request_a_reconciliation_with_flux_reconcile(
     kustomization().old(applied()).new_obj(applied().annotation(REQUESTED_AT, "2026-11-29T10:00:00Z")),
-    true, Reason::ReconcileRequest)]
+    Outcome::Allowed, Reason::ReconcileRequest)]
 #[case::a_receivers_requested_at_in_go_time_format_is_a_reconciliation_request(
     source().old(applied().annotation(REQUESTED_AT, "a"))
         .new_obj(applied().annotation(REQUESTED_AT, "2026-11-29 10:00:00.1 +0000 UTC m=+1.2")),
-    true, Reason::ReconcileRequest)]
+    Outcome::Allowed, Reason::ReconcileRequest)]
 #[case::flux_reconcile_hr_force_is_a_reconciliation_request(
     Rev::update().kind("helm.toolkit.fluxcd.io", "HelmRelease", "helmreleases").old(applied())
         .new_obj(applied().annotation(REQUESTED_AT, "t").annotation("reconcile.fluxcd.io/forceAt", "t")),
-    true, Reason::ReconcileRequest)]
+    Outcome::Allowed, Reason::ReconcileRequest)]
 #[case::a_reconciliation_request_that_also_changes_the_spec_is_a_manual_change(
-    kustomize_change(ks_spec(false, "./a"), ks_spec(false, "./b"), Some("t")), false, Reason::NotReconciler)]
+    kustomize_change(ks_spec(false, "./a"), ks_spec(false, "./b"), Some("t")),
+    Outcome::Denied,
+    Reason::NotReconciler
+)]
 #[case::requested_at_on_a_deployment_is_no_reconciliation_request(
-    Rev::update().old(applied()).new_obj(applied().annotation(REQUESTED_AT, "t")), false, Reason::NotReconciler)]
+    Rev::update().old(applied()).new_obj(applied().annotation(REQUESTED_AT, "t")), Outcome::Denied, Reason::NotReconciler)]
 #[case::a_person_suspending_an_owned_kustomization_is_denied_in_enforce(
-    kustomize_change(ks_spec(false, "./a"), ks_spec(true, "./a"), None), false, Reason::Suspend)]
+    kustomize_change(ks_spec(false, "./a"), ks_spec(true, "./a"), None),
+    Outcome::Denied,
+    Reason::Suspend
+)]
 #[case::a_person_resuming_an_owned_kustomization_is_denied_in_enforce(
-    kustomize_change(ks_spec(true, "./a"), ks_spec(false, "./a"), Some("t")), false, Reason::Suspend)]
+    kustomize_change(ks_spec(true, "./a"), ks_spec(false, "./a"), Some("t")),
+    Outcome::Denied,
+    Reason::Suspend
+)]
 #[case::suspending_in_a_warn_namespace_is_warned(
-    kustomize_change(ks_spec(false, "./a"), ks_spec(true, "./a"), None).namespace("staging"), true, Reason::Warned)]
+    kustomize_change(ks_spec(false, "./a"), ks_spec(true, "./a"), None).namespace("staging"), Outcome::Warned, Reason::Suspend)]
 #[case::helm_controller_may_create_the_helm_chart_of_a_release_that_impersonates(
     helm_chart(Rev::create()).new_obj(obj().owned_by_helm_release("prod", "podinfo")
-        .with_spec(json!({"chart": "podinfo"}))).by(HELM), true, Reason::GeneratedObject)]
+        .with_spec(json!({"chart": "podinfo"}))).by(HELM), Outcome::Allowed, Reason::GeneratedObject)]
 #[case::helm_controller_may_delete_that_helm_chart(
     helm_chart(Rev::delete()).old(obj().owned_by_helm_release("prod", "podinfo")).by(HELM),
-    true, Reason::GeneratedObject)]
+    Outcome::Allowed, Reason::GeneratedObject)]
 #[case::helm_controller_may_not_write_a_release_that_impersonates_its_deployment(
-    Rev::update().both(obj().owned_by_helm_release("prod", "podinfo")).by(HELM), false, Reason::NotReconciler)]
+    Rev::update().both(obj().owned_by_helm_release("prod", "podinfo")).by(HELM), Outcome::Denied, Reason::NotReconciler)]
 #[case::a_person_may_not_create_a_helm_chart_claiming_a_release(
-    helm_chart(Rev::create()).new_obj(obj().owned_by_helm_release("prod", "podinfo")), false, Reason::SpoofedOwnership)]
+    helm_chart(Rev::create()).new_obj(obj().owned_by_helm_release("prod", "podinfo")), Outcome::Denied, Reason::SpoofedOwnership)]
 #[case::removing_an_ownership_label_is_never_a_kind_controllers_write(
-    source().old(applied()).new_obj(obj().finalizer(FINALIZER)).by(SOURCE), false, Reason::EscapeHatch)]
-fn compatibility(#[case] rev: Rev, #[case] allowed: bool, #[case] reason: Reason) {
+    source().old(applied()).new_obj(obj().finalizer(FINALIZER)).by(SOURCE), Outcome::Denied, Reason::EscapeHatch)]
+fn compatibility(#[case] rev: Rev, #[case] outcome: Outcome, #[case] reason: Reason) {
     let decision = run(rev);
-    assert_eq!(decision.is_allowed(), allowed, "{decision:?}");
-    assert_eq!(decision.reason(), reason, "{decision:?}");
+    assert_eq!(
+        (decision.outcome, decision.reason()),
+        (outcome, reason),
+        "{decision:?}"
+    );
 }
 
-fn kustomize_change(old: serde_json::Value, new: serde_json::Value, requested: Option<&str>) -> Rev {
+fn kustomize_change(
+    old: serde_json::Value,
+    new: serde_json::Value,
+    requested: Option<&str>,
+) -> Rev {
     let mut after = applied().with_spec(new);
     if let Some(at) = requested {
         after = after.annotation(REQUESTED_AT, at);
@@ -147,8 +178,17 @@ fn kustomize_change(old: serde_json::Value, new: serde_json::Value, requested: O
 
 #[test]
 fn the_suspend_denial_names_who_may_suspend() {
-    let decision = run(kustomize_change(ks_spec(false, "./a"), ks_spec(true, "./a"), None));
-    let Decision::Deny { message, .. } = decision else {
+    let decision = run(kustomize_change(
+        ks_spec(false, "./a"),
+        ks_spec(true, "./a"),
+        None,
+    ));
+    let Decision {
+        outcome: Outcome::Denied,
+        message,
+        ..
+    } = decision
+    else {
         panic!("suspend allowed: {decision:?}");
     };
     assert!(message.contains("compatibility.suspend"), "{message}");
@@ -164,7 +204,11 @@ fn policy_named_operators_may_suspend_in_enforce() {
     assert_eq!(decision, Decision::allow(Reason::Operator));
     let other = kustomize_change(ks_spec(false, "./a"), ks_spec(true, "./b"), None);
     let decision = run_with(&policy, other.groups(&["flux-operators"]));
-    assert_eq!(decision.reason(), Reason::NotReconciler, "suspend plus a spec change");
+    assert_eq!(
+        decision.reason(),
+        Reason::NotReconciler,
+        "suspend plus a spec change"
+    );
 }
 
 #[test]
@@ -182,11 +226,18 @@ compatibility:
     )
     .expect("policy");
     let hooks = |field: &str, value: &str| {
-        applied().with_spec(json!(null)).annotation("x", "y").with_webhook(field, value)
+        applied()
+            .with_spec(json!(null))
+            .annotation("x", "y")
+            .with_webhook(field, value)
     };
     let rev = |new: Obj| {
         Rev::update()
-            .kind("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations")
+            .kind(
+                "admissionregistration.k8s.io",
+                "ValidatingWebhookConfiguration",
+                "validatingwebhookconfigurations",
+            )
             .old(hooks("caBundle", "old"))
             .new_obj(new)
             .by("system:serviceaccount:cert-manager:cainjector")
@@ -206,5 +257,9 @@ fn an_allowance_without_an_identity_is_refused_with_its_path() {
         "test",
     )
     .expect_err("no identity");
-    assert!(err.to_string().contains("compatibility.allowances[0].users"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("compatibility.allowances[0].users"),
+        "{err}"
+    );
 }
