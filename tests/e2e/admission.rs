@@ -136,16 +136,26 @@ pub fn kubectl_scale_is_denied_and_the_autoscaler_may_scale(c: &Cluster) -> Outc
         &["scale", "deployment/web", "-n", &ns, "--replicas=4"],
     )
     .denied("kubectl scale")?;
-    // The apiserver reports the impersonated autoscaler identity to the webhook;
-    // like the HPA controller, it only writes the scale subresource.
-    let hpa = "--as=system:serviceaccount:kube-system:horizontal-pod-autoscaler";
+    // The autoscaler acts with a TokenRequest token of its kube-system
+    // account, as kube-controller-manager's controllers do
+    // (--use-service-account-credentials); like the HPA controller, it only
+    // writes the scale subresource.
     let url = format!("/apis/apps/v1/namespaces/{ns}/deployments/web/scale");
     let scale = format!(
         r#"{{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{{"name":"web","namespace":"{ns}"}},"spec":{{"replicas":4}}}}"#
     );
-    let args = ["replace", "--raw", &url, "-f", "-", hpa];
-    c.kubectl_stdin("admin", &args, &scale)
+    let args = ["replace", "--raw", &url, "-f", "-"];
+    c.kubectl_as_service_account("kube-system", "horizontal-pod-autoscaler", &args, &scale)
         .allowed("autoscaler scale")?;
+    // Impersonating it proves nothing: no credential id.
+    let hpa = "--as=system:serviceaccount:kube-system:horizontal-pod-autoscaler";
+    let args = ["replace", "--raw", &url, "-f", "-", hpa];
+    c.kubectl_stdin(
+        "admin",
+        &args,
+        &scale.replace("\"replicas\":4", "\"replicas\":5"),
+    )
+    .denied("impersonated autoscaler scale")?;
     Ok(())
 }
 

@@ -230,3 +230,116 @@ pub fn the_guards_own_owned_deployment_cannot_be_scaled_edited_or_deleted_by_han
     .allowed("the reconciler prunes the Service")?;
     Ok(())
 }
+
+/// An owned ConfigMap `name` in `ns`, applied as Flux, with `extra` YAML
+/// lines under metadata.
+fn owned_configmap(c: &Cluster, ns: &str, name: &str, extra: &str) -> Outcome {
+    let cm = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    \
+         kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\n{extra}"
+    );
+    flux_apply(c, &cm).map(|_| ())
+}
+
+/// The built-in `edit` and `admin` roles carry `impersonate` on service
+/// accounts: alice, with that in kube-system, poses as the garbage
+/// collector. The real garbage collector (kube-controller-manager with
+/// `--use-service-account-credentials`, a TokenRequest token) still passes.
+pub fn posing_as_the_garbage_collector_is_denied_and_the_real_one_passes(c: &Cluster) -> Outcome {
+    let ns = owned(c, "e2e-bypass-gc", &[])?;
+    let grant = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+                 metadata: {name: alice-edit, namespace: kube-system}\n\
+                 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}\n\
+                 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]\n";
+    c.kubectl_stdin("admin", &["apply", "-f", "-"], grant)
+        .allowed("edit in kube-system for alice")?;
+    let gc = "--as=system:serviceaccount:kube-system:generic-garbage-collector";
+    c.kubectl(
+        "alice",
+        &[
+            "set",
+            "image",
+            "deployment/web",
+            "web=nginx:evil",
+            "-n",
+            &ns,
+            gc,
+        ],
+    )
+    .denied("set image as the garbage collector")?;
+    c.kubectl(
+        "alice",
+        &[
+            "label",
+            "deployment/web",
+            "-n",
+            &ns,
+            "kustomize.toolkit.fluxcd.io/name-",
+            gc,
+        ],
+    )
+    .denied("strip the ownership label as the garbage collector")?;
+    c.kubectl(
+        "alice",
+        &["delete", "deployment/web", "-n", &ns, "--wait=false", gc],
+    )
+    .denied("delete as the garbage collector")?;
+    // The real one: delete the owner of an owned dependent.
+    c.kubectl("admin", &["create", "configmap", "parent", "-n", &ns])
+        .allowed("the parent")?;
+    let uid = get(c, &ns, "configmap/parent", "{.metadata.uid}");
+    let owner_ref = format!(
+        "  ownerReferences: [{{apiVersion: v1, kind: ConfigMap, name: parent, uid: {uid}}}]\n"
+    );
+    owned_configmap(c, &ns, "dependent", &owner_ref)?;
+    c.kubectl("admin", &["delete", "configmap", "parent", "-n", &ns])
+        .allowed("delete the parent")?;
+    super::cluster::eventually(std::time::Duration::from_secs(60), || {
+        let out = c.kubectl("admin", &["get", "configmap", "dependent", "-n", &ns]);
+        if out.stderr.contains("NotFound") {
+            Ok(())
+        } else {
+            Err("the garbage collector has not deleted the owned dependent".into())
+        }
+    })?;
+    c.kubectl(
+        "admin",
+        &["delete", "rolebinding", "alice-edit", "-n", "kube-system"],
+    )
+    .allowed("remove alice's edit in kube-system")?;
+    Ok(())
+}
+
+/// The apiserver keeps label and annotation changes made through a
+/// Service's `/status` (and an Ingress's): such a write is judged like any
+/// change, not waved through as a status write.
+pub fn an_annotation_changed_through_status_is_judged_like_any_change(c: &Cluster) -> Outcome {
+    let ns = c.namespace("e2e-bypass-status-meta", &[])?;
+    let svc = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {ns}\n  labels:\n    \
+         kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\n  \
+         annotations: {{auth: required}}\nspec:\n  ports: [{{port: 80}}]\n  selector: {{app: web}}\n"
+    );
+    flux_apply(c, &svc)?;
+    let patch = r#"{"metadata":{"annotations":{"auth":null}}}"#;
+    c.kubectl(
+        "alice",
+        &[
+            "patch",
+            "service/web",
+            "-n",
+            &ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    )
+    .denied("dropping an annotation through /status")?
+    .mentions("Flux Kustomization flux-system/apps")?;
+    expect(
+        "the annotation",
+        get(c, &ns, "service/web", "{.metadata.annotations.auth}"),
+        "required",
+    )
+}

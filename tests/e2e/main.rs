@@ -197,6 +197,14 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         bypass::only_the_reconciler_may_downgrade_an_owned_namespace_to_warn,
     ),
     (
+        "posing_as_the_garbage_collector_is_denied_and_the_real_one_passes",
+        bypass::posing_as_the_garbage_collector_is_denied_and_the_real_one_passes,
+    ),
+    (
+        "an_annotation_changed_through_status_is_judged_like_any_change",
+        bypass::an_annotation_changed_through_status_is_judged_like_any_change,
+    ),
+    (
         "the_guards_own_owned_deployment_cannot_be_scaled_edited_or_deleted_by_hand",
         bypass::the_guards_own_owned_deployment_cannot_be_scaled_edited_or_deleted_by_hand,
     ),

@@ -52,39 +52,57 @@ pub fn check(policy: &Policy, req: &Request<'_>, owner: &Owner) -> Option<Verdic
     if req.operation != Operation::Update || !req.sub_resource().is_empty() {
         return None;
     }
-    let changes = Changes::of_review(req.body.0).filter(|c| !c.is_empty())?;
-    let serves = compat.kind_controllers.iter().any(|c| {
-        c.identity == user && c.serves.contains(group, kind) && changes.all_under(&c.paths)
-    });
-    if serves {
-        return Some(Verdict::Allow(Reason::KindController));
-    }
-    let request = compat
+    // Which rules could apply is read from the request alone; the objects
+    // are compared only then (an edit of a Deployment by a person, the
+    // common denial, parses nothing more).
+    let groups = &req.user_info.groups;
+    let serving: Vec<_> = compat
+        .kind_controllers
+        .iter()
+        .filter(|c| c.identity == user && c.serves.contains(group, kind))
+        .collect();
+    let requests: Vec<_> = compat
         .reconcile_requests
         .iter()
-        .any(|r| r.group == group && changes.all_under(&annotation_pointers(&r.annotations)));
+        .filter(|r| r.group == group)
+        .collect();
+    let allowances: Vec<_> = compat
+        .allowances
+        .iter()
+        .filter(|a| {
+            let who = a.users.iter().any(|u| u == user)
+                || a.groups.iter().any(|g| groups.iter().any(|mine| mine == g));
+            who && a.kinds.iter().any(|k| k.contains(group, kind))
+        })
+        .collect();
+    let suspendable = compat.suspend.groups.iter().any(|g| g == group);
+    if serving.is_empty() && requests.is_empty() && allowances.is_empty() && !suspendable {
+        return None;
+    }
+    let changes = Changes::of_review(req.body.0).filter(|c| !c.is_empty())?;
+    if serving.iter().any(|c| changes.all_under(&c.paths)) {
+        return Some(Verdict::Allow(Reason::KindController));
+    }
+    let request = requests
+        .iter()
+        .any(|r| changes.all_under(&annotation_pointers(&r.annotations)));
     if request {
         return Some(Verdict::Allow(Reason::ReconcileRequest));
     }
-    let groups = &req.user_info.groups;
-    let allowed = compat.allowances.iter().any(|a| {
-        let who = a.users.iter().any(|u| u == user)
-            || a.groups.iter().any(|g| groups.iter().any(|mine| mine == g));
-        who && a.kinds.iter().any(|k| k.contains(group, kind)) && changes.all_under(&a.paths)
-    });
-    if allowed {
+    if allowances.iter().any(|a| changes.all_under(&a.paths)) {
         return Some(Verdict::Allow(Reason::Allowance));
     }
-    suspend(policy, req, &changes)
+    suspendable
+        .then(|| suspend(policy, req, &changes))
+        .flatten()
 }
 
 fn suspend(policy: &Policy, req: &Request<'_>, changes: &Changes) -> Option<Verdict> {
     let rule = &policy.compatibility.suspend;
-    let group = req.kind.group.as_ref();
     let mut paths = annotation_pointers(&["reconcile.fluxcd.io/requestedAt"]);
     paths.push("/spec/suspend".to_owned());
     let touches = changes.paths().iter().any(|p| p == "/spec/suspend");
-    if !rule.groups.iter().any(|g| g == group) || !touches || !changes.all_under(&paths) {
+    if !touches || !changes.all_under(&paths) {
         return None;
     }
     let info = &req.user_info;
