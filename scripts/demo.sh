@@ -93,7 +93,11 @@ alerts() { # the GitOpsDrift alerts for staging, as Alertmanager lists them
 }
 
 step "The drift watcher saw it: a GitOpsDrift alert in Alertmanager, naming alice"
-sleep 1
+for _ in $(seq 20); do # the leader delivers within a second or two
+  amtool --alertmanager.url="$am_url" alert query alertname=GitOpsDrift namespace=staging 2>/dev/null |
+    grep -q GitOpsDrift && break
+  sleep 0.5
+done
 alerts
 as admin get events -n staging --field-selector reason=GitOpsDrift
 

@@ -7,7 +7,7 @@ use super::{
     actors, compat,
     identity::{field_managers, reconcilers},
     message::{self, Subject},
-    ownership::{Owner, changed_protected_key, owner_of},
+    ownership::{Owner, changed_guard_label, changed_protected_key, owner_of},
     tenancy,
 };
 use crate::{
@@ -201,10 +201,16 @@ fn classify<'p>(
     if req.operation == Operation::Create {
         return (Reason::SpoofedOwnership, None);
     }
-    if let (Some(old), Some(new)) = (old, new)
-        && let Some(key) = changed_protected_key(policy, old, new)
-    {
-        return (Reason::EscapeHatch, Some(key));
+    if let (Some(old), Some(new)) = (old, new) {
+        let namespace = req.kind.group.is_empty() && req.kind.kind == "Namespace";
+        let guard_label = || {
+            namespace
+                .then(|| changed_guard_label(policy, old, new))
+                .flatten()
+        };
+        if let Some(key) = changed_protected_key(policy, old, new).or_else(guard_label) {
+            return (Reason::EscapeHatch, Some(key));
+        }
     }
     (Reason::NotReconciler, None)
 }

@@ -155,10 +155,8 @@ fn argo_owner(tracking: &str, default_namespace: &str) -> Owner {
 /// `namespaceSelector` (manifests/webhook).
 pub const EXCLUDE_LABEL: &str = "gitops-guard.io/exclude";
 
-/// Keys only the reconciler may add, change or remove: ownership markers,
-/// escape hatches, and the guard's own namespace labels (mode, exclusion,
-/// pinning), which on an owned Namespace would switch the guard off for it.
-/// Each is checked as a label and as an annotation.
+/// Keys only the reconciler may add, change or remove: ownership markers
+/// and escape hatches. Each is checked as a label and as an annotation.
 pub fn protected_keys(policy: &Policy) -> impl Iterator<Item = &str> {
     let fixed = [
         KUSTOMIZE_NAME,
@@ -166,9 +164,6 @@ pub fn protected_keys(policy: &Policy) -> impl Iterator<Item = &str> {
         HELM_NAME,
         HELM_NAMESPACE,
         ARGO_TRACKING_ID,
-        EXCLUDE_LABEL,
-        policy.mode_label.as_str(),
-        policy.images.mode_label.as_str(),
     ];
     let custom = policy
         .owners
@@ -189,10 +184,30 @@ pub fn changed_protected_key<'p>(
     old: &Metadata<'_>,
     new: &Metadata<'_>,
 ) -> Option<&'p str> {
-    protected_keys(policy).find(|key| {
-        old.labels.get(*key) != new.labels.get(*key)
-            || old.annotations.get(*key) != new.annotations.get(*key)
-    })
+    protected_keys(policy).find(|key| changed(old, new, key))
+}
+
+/// The guard's own labels on a Namespace (mode, exclusion, pinning): on an
+/// owned Namespace they would switch the guard off for it, so only the
+/// reconciler may change them. Only Namespaces carry them, so only a
+/// Namespace's review pays for the look-ups.
+pub fn changed_guard_label<'p>(
+    policy: &'p Policy,
+    old: &Metadata<'_>,
+    new: &Metadata<'_>,
+) -> Option<&'p str> {
+    [
+        EXCLUDE_LABEL,
+        policy.mode_label.as_str(),
+        policy.images.mode_label.as_str(),
+    ]
+    .into_iter()
+    .find(|key| changed(old, new, key))
+}
+
+fn changed(old: &Metadata<'_>, new: &Metadata<'_>, key: &str) -> bool {
+    old.labels.get(key) != new.labels.get(key)
+        || old.annotations.get(key) != new.annotations.get(key)
 }
 
 #[cfg(test)]
