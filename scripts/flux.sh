@@ -19,16 +19,8 @@ export KUBECONFIG="$run/cluster/admin.kubeconfig"
 say() { printf '==> %s\n' "$*"; }
 fail() { printf 'flux: %s\n' "$*" >&2; exit 1; }
 
-free_port() {
-  local port
-  for port in $(seq "$1" $(($1 + 200))); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 
 wait_for() { # wait_for SECONDS COMMAND...
   local deadline=$((SECONDS + $1))
@@ -48,21 +40,14 @@ commit() { # commit MESSAGE: everything in the work tree, pushed to the served r
   git_in rev-parse HEAD
 }
 
-token_kubeconfig() { # token_kubeconfig SERVICEACCOUNT: a token bound to its Pod <SA>-0 in flux-system
-  local file="$run/cluster/$1.kubeconfig" token
-  token=$("$kubectl" create token "$1" -n flux-system --duration=24h \
-    --bound-object-kind=Pod --bound-object-name="$1-0") || fail "TokenRequest for $1 failed"
-  cp "$run/cluster/admin.kubeconfig" "$file"
-  KUBECONFIG=$file "$kubectl" config set-credentials "$1" --token="$token" >/dev/null
-  KUBECONFIG=$file "$kubectl" config set-context --current --user="$1" >/dev/null
-}
 
 start_controller() { # start_controller NAME FLAGS...
   local name=$1 metrics health
   shift
   metrics=$(free_port 18080) || fail "no free port"
   health=$(free_port $((metrics + 1))) || fail "no free port"
-  [ -f "$run/cluster/$name.kubeconfig" ] || token_kubeconfig "$name"
+  # scripts/up.sh wrote it: a token bound to the Pod <name>-0 of flux-system.
+  [ -f "$run/cluster/$name.kubeconfig" ] || fail "$run/cluster/$name.kubeconfig missing: start with scripts/up.sh"
   RUNTIME_NAMESPACE=flux-system KUBECONFIG="$run/cluster/$name.kubeconfig" setsid "$bin/$name" \
     --watch-all-namespaces=true --enable-leader-election=false --events-addr= \
     --metrics-addr="127.0.0.1:$metrics" --health-addr="127.0.0.1:$health" "$@" \

@@ -32,17 +32,8 @@ fi
 rm -rf "$run/cluster" "$run/certs" "$run/pids" "$run/logs" "$run/env"
 mkdir -p "$run/pids" "$run/logs"
 
-# A port nobody listens on, from a range unlikely to be taken.
-free_port() {
-  local port
-  for port in $(seq "$1" $(($1 + 200))); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local deadline=$((SECONDS + $1)) what=$2

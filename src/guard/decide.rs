@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::{
     actors, compat,
-    identity::{field_managers, reconcilers},
+    identity::{field_managers, reconcilers, service_account},
     message::{self, Subject},
     ownership::{Owner, changed_guard_label, changed_protected_key, owner_of},
     tenancy,
@@ -100,22 +100,27 @@ fn decide_ownership(
     let Some(owner) = judged_owner.as_ref().or(claimed_owner.as_ref()) else {
         return Decision::allow(Reason::Unowned);
     };
+    // A client certificate whose name looks like a service account is a
+    // User, never that account (Flux impersonates tenant accounts, so the
+    // absence of a token proves nothing; a certificate does).
+    let certificate = actors::credential(&req.user_info) == actors::Credential::ClientCertificate;
+    let account = !certificate || service_account(user).is_none();
     let owners = [judged_owner.as_ref(), claimed_owner.as_ref()];
-    if owners
-        .iter()
-        .flatten()
-        .all(|o| reconcilers(policy, view, o).contains(user))
+    if account
+        && owners
+            .iter()
+            .flatten()
+            .all(|o| reconcilers(policy, view, o).contains(user))
     {
         return Decision::allow(Reason::Reconciler);
     }
     let derived = judged.is_some_and(Metadata::has_controller);
-    if derived && user.starts_with("system:serviceaccount:") {
+    if derived && account && user.starts_with("system:serviceaccount:") {
         return Decision::allow(Reason::DerivedObject);
     }
     // Only the judged owner's objects: a write that also claims another
     // owner is never a compatible one.
-    let compatible = claimed_owner
-        .is_none()
+    let compatible = (claimed_owner.is_none() && account)
         .then(|| compat::check(policy, req, owner))
         .flatten();
     let (reason, key) = match compatible {

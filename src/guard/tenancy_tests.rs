@@ -153,6 +153,8 @@ fn configmap(ns: &str) -> Rev {
     ks("prod", json!({"sourceRef": git()})), Outcome::Allowed, Reason::Unowned)]
 #[case::team_a_reconciler_writes_team_a_objects(
     configmap("team-a").both(owned_by_team_a()).by(TEAM_A), Outcome::Allowed, Reason::Reconciler)]
+#[case::a_client_certificate_named_like_team_as_reconciler_is_not_it(
+    configmap("team-a").both(owned_by_team_a()).by_certificate(TEAM_A), Outcome::Denied, Reason::NotReconciler)]
 #[case::team_b_reconciler_may_not_write_team_a_objects(
     configmap("team-a").both(owned_by_team_a()).by(TEAM_B), Outcome::Denied, Reason::TenantEscape)]
 #[case::the_controller_identity_may_not_write_team_a_objects(
