@@ -40,6 +40,15 @@ impl<V> ByNamespace<V> {
         self.0.get(namespace).into_iter().flatten()
     }
 
+    /// (namespace, name, value) of every entry, in no particular order.
+    pub fn all(&self) -> impl Iterator<Item = (&str, &str, &V)> {
+        self.0.iter().flat_map(|(ns, names)| {
+            names
+                .iter()
+                .map(move |(name, v)| (ns.as_str(), name.as_str(), v))
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.0.values().map(BTreeMap::len).sum()
     }

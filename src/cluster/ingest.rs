@@ -95,10 +95,15 @@ pub fn flux_object(kind: OwnerKind, spec: &Value) -> FluxObject {
             .map(|c| format!("chart {c}")),
         _ => spec.get("path").and_then(text),
     };
+    let targets = ["targetNamespace", "storageNamespace"]
+        .iter()
+        .filter_map(|field| spec.get(*field).and_then(text))
+        .collect();
     FluxObject {
         service_account: spec.get("serviceAccountName").and_then(text),
         source,
         path,
+        targets,
     }
 }
 

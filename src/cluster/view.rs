@@ -86,6 +86,9 @@ pub struct FluxObject {
     pub source: Option<String>,
     /// `spec.path` of a Kustomization, or the chart of a HelmRelease.
     pub path: Option<String>,
+    /// `spec.targetNamespace` and `spec.storageNamespace`: namespaces it
+    /// writes into besides its own.
+    pub targets: Vec<String>,
 }
 
 /// A set of view entries fed by one watcher.
@@ -240,6 +243,25 @@ impl ClusterView {
             let names = index.entries(namespace);
             names.map(move |(name, object)| (*kind, name.as_str(), object))
         })
+    }
+
+    /// The Flux objects that live in `namespace` or write into it
+    /// (`targetNamespace`, `storageNamespace`): (kind, their namespace, name).
+    /// Scans every Flux object: asked only when a namespace changes tenant.
+    pub fn flux_using<'v>(
+        &'v self,
+        namespace: &'v str,
+    ) -> impl Iterator<Item = (OwnerKind, &'v str, &'v str)> + 'v {
+        let living = self
+            .flux_in(namespace)
+            .map(move |(k, n, _)| (k, namespace, n));
+        let targeting = self.flux.iter().flat_map(move |(kind, index)| {
+            index
+                .all()
+                .filter(move |(_, _, o)| o.targets.iter().any(|t| t == namespace))
+                .map(move |(ns, name, _)| (*kind, ns, name))
+        });
+        living.chain(targeting)
     }
 
     /// Every namespace's name, sorted.

@@ -188,16 +188,23 @@ fn relabel(policy: &Policy, view: &ClusterView, req: &Request<'_>) -> Option<Fou
     if new.as_deref() == Some(old_tenant) {
         return None;
     }
-    let (kind, name, _) = view.flux_in(&req.name).next()?;
+    // In use: a tenant's Flux object lives there, or applies or stores into
+    // it (targetNamespace, storageNamespace).
+    let (kind, owner_namespace, name) = view.flux_using(&req.name).next()?;
     let kind = match kind {
         super::ownership::OwnerKind::HelmRelease => "HelmRelease",
         _ => "Kustomization",
     };
+    let how = if owner_namespace == req.name {
+        "lives there"
+    } else {
+        "writes into it"
+    };
     let to = new.map_or_else(|| "no tenant".to_owned(), |t| format!("tenant {t:?}"));
     let message = format!(
-        "Namespace {} is in use by tenant {old_tenant:?} ({kind} {}/{name} lives there); \
+        "Namespace {} is in use by tenant {old_tenant:?} ({kind} {owner_namespace}/{name} {how}); \
          changing its {label} label would hand it to {to}. Move the tenant's objects out first.",
-        req.name, req.name
+        req.name
     );
     Found::by(OnViolation::Deny, Reason::TenantRelabel, message)
 }

@@ -63,6 +63,18 @@ fn tenants() -> ClusterView {
     kustomization(&mut v, "team-a", "legacy", None);
     kustomization(&mut v, "team-b", "apps", Some("team-b"));
     kustomization(&mut v, "team-a-apps", "web", Some("team-a"));
+    namespace(&mut v, "team-a-target", Some("team-a"));
+    let targeting = FluxObject {
+        service_account: Some("team-a".into()),
+        targets: vec!["team-a-target".into()],
+        ..FluxObject::default()
+    };
+    v.upsert_flux(
+        OwnerKind::Kustomization,
+        "team-a".into(),
+        "deploy".into(),
+        targeting,
+    );
     v
 }
 
@@ -201,6 +213,9 @@ fn configmap(ns: &str) -> Rev {
 #[case::removing_the_tenant_of_a_namespace_in_use_is_denied(
     Rev::new("UPDATE", "Namespace", "namespaces").namespace("team-a-apps").named("team-a-apps").both(obj())
         .old_labels(json!({TENANT: "team-a"})).new_labels(json!({})), Outcome::Denied, Reason::TenantRelabel)]
+#[case::moving_a_namespace_a_tenant_only_targets_to_another_tenant_is_denied(
+    Rev::new("UPDATE", "Namespace", "namespaces").namespace("team-a-target").named("team-a-target").both(obj())
+        .old_labels(json!({TENANT: "team-a"})).new_labels(json!({TENANT: "team-b"})), Outcome::Denied, Reason::TenantRelabel)]
 #[case::an_unused_namespace_may_change_tenant(
     Rev::new("UPDATE", "Namespace", "namespaces").namespace("empty").named("empty").both(obj())
         .old_labels(json!({TENANT: "team-a"})).new_labels(json!({TENANT: "team-b"})), Outcome::Allowed, Reason::Unowned)]
