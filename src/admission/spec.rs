@@ -127,6 +127,8 @@ pub struct SpecView<'a> {
     pub chart_ref: Option<RefView<'a>>,
     /// HelmRelease `spec.chart.spec.sourceRef`.
     pub chart_source_ref: Option<RefView<'a>>,
+    /// ImagePolicy `spec.imageRepositoryRef`.
+    pub image_repository_ref: Option<RefView<'a>>,
     pub target_namespace: Option<Cow<'a, str>>,
     pub storage_namespace: Option<Cow<'a, str>>,
     /// `spec.kubeConfig` is present and not null.
@@ -140,6 +142,10 @@ impl<'a> SpecView<'a> {
             ("spec.sourceRef", self.source_ref.as_ref()),
             ("spec.chartRef", self.chart_ref.as_ref()),
             ("spec.chart.spec.sourceRef", self.chart_source_ref.as_ref()),
+            (
+                "spec.imageRepositoryRef",
+                self.image_repository_ref.as_ref(),
+            ),
         ]
         .into_iter()
         .filter_map(|(path, r)| Some((path, r?)))
@@ -177,6 +183,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for SpecView<'a> {
                         "serviceAccountName" => spec.service_account_name = text(map)?,
                         "sourceRef" => spec.source_ref = map.next_value::<MaybeRef<'a>>()?.0,
                         "chartRef" => spec.chart_ref = map.next_value::<MaybeRef<'a>>()?.0,
+                        "imageRepositoryRef" => {
+                            spec.image_repository_ref = map.next_value::<MaybeRef<'a>>()?.0
+                        }
                         "chart" => spec.chart_source_ref = map.next_value::<ChartView<'a>>()?.0,
                         "targetNamespace" => spec.target_namespace = text(map)?,
                         "storageNamespace" => spec.storage_namespace = text(map)?,

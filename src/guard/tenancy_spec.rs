@@ -18,6 +18,7 @@ use crate::{
 pub const KUSTOMIZE_GROUP: &str = "kustomize.toolkit.fluxcd.io";
 pub const HELM_GROUP: &str = "helm.toolkit.fluxcd.io";
 pub const SOURCE_GROUP: &str = "source.toolkit.fluxcd.io";
+pub const IMAGE_GROUP: &str = "image.toolkit.fluxcd.io";
 
 /// The Flux kinds the rules read, by (group, kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,12 @@ fn flux_kind(group: &str, kind: &str) -> Option<FluxKind> {
         (KUSTOMIZE_GROUP, "Kustomization") => Some(FluxKind::Kustomization),
         (HELM_GROUP, "HelmRelease") => Some(FluxKind::HelmRelease),
         (SOURCE_GROUP, "GitRepository" | "OCIRepository" | "HelmRepository" | "Bucket") => {
+            Some(FluxKind::Source)
+        }
+        // Image automation reads a tenant's registries and commits to its
+        // Git sources: confined like sources (ImageUpdateAutomation's
+        // sourceRef, ImagePolicy's imageRepositoryRef).
+        (IMAGE_GROUP, "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation") => {
             Some(FluxKind::Source)
         }
         _ => None,
@@ -131,7 +138,8 @@ pub fn check(policy: &Policy, view: &ClusterView, req: &Request<'_>) -> SpecChec
     })
 }
 
-/// `sourceRef`/`chartRef` may point into the tenant or a shared namespace.
+/// `sourceRef`/`chartRef`/`imageRepositoryRef` may point into the tenant or
+/// a shared namespace.
 fn references(
     policy: &Policy,
     view: &ClusterView,

@@ -161,6 +161,22 @@ fn configmap(ns: &str) -> Rev {
     hr("team-a", json!({"serviceAccountName": "team-a", "storageNamespace": "team-b",
         "chart": {"spec": {"chart": "redis", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}}})),
     Outcome::Denied, Reason::TenantSpec)]
+#[case::an_image_update_automation_committing_to_another_tenants_repository_is_refused(
+    Rev::new("CREATE", "ImageUpdateAutomation", "imageupdateautomations")
+        .kind("image.toolkit.fluxcd.io", "ImageUpdateAutomation", "imageupdateautomations")
+        .namespace("team-a").new_obj(obj())
+        .spec(json!({"sourceRef": {"kind": "GitRepository", "name": "fleet", "namespace": "team-b"}})).by(KUSTOMIZE),
+    Outcome::Denied, Reason::TenantSpec)]
+#[case::an_image_policy_reading_another_tenants_repository_is_refused(
+    Rev::new("CREATE", "ImagePolicy", "imagepolicies").kind("image.toolkit.fluxcd.io", "ImagePolicy", "imagepolicies")
+        .namespace("team-a").new_obj(obj())
+        .spec(json!({"imageRepositoryRef": {"name": "web", "namespace": "team-b"}})).by(KUSTOMIZE),
+    Outcome::Denied, Reason::TenantSpec)]
+#[case::an_image_policy_in_its_own_tenant_is_allowed(
+    Rev::new("CREATE", "ImagePolicy", "imagepolicies").kind("image.toolkit.fluxcd.io", "ImagePolicy", "imagepolicies")
+        .namespace("team-a").new_obj(obj())
+        .spec(json!({"imageRepositoryRef": {"name": "web"}})).by(KUSTOMIZE),
+    Outcome::Allowed, Reason::Unowned)]
 #[case::a_kustomization_outside_any_tenant_needs_no_service_account(
     ks("prod", json!({"sourceRef": git()})), Outcome::Allowed, Reason::Unowned)]
 #[case::team_a_reconciler_writes_team_a_objects(
