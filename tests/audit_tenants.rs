@@ -1,5 +1,5 @@
 //! `gitops-guard audit tenants` on a fixture RBAC set (two tenants as Flux's
-//! guide sets them up, plus three mistakes), compared exactly, and every
+//! guide sets them up, plus five mistakes), compared exactly, and every
 //! tenant rule tried offline with `gitops-guard check --cluster-state`.
 
 use std::{
@@ -56,6 +56,33 @@ fn the_audit_json_of_the_fixture_is_exactly_the_expected_one() {
     let want: Value = serde_json::from_str(&read("tenants-audit.json")).unwrap_or_default();
     assert_eq!(got, want);
     assert_ne!(want, Value::Null, "the expected file parses");
+}
+
+#[test]
+fn minting_controller_tokens_and_forging_pod_bindings_are_reported() {
+    let out = audit("table");
+    let table = String::from_utf8_lossy(&out.stdout);
+    for (identity, path) in [
+        (
+            "system:serviceaccount:flux-system:kustomize-controller",
+            "mallory can act as it (serviceaccounts/token: mints its tokens)",
+        ),
+        (
+            "system:serviceaccount:flux-system:kustomize-controller",
+            "mallory can act as it (userextras: forges the Pod binding of its token)",
+        ),
+        (
+            "system:serviceaccount:team-a:team-a",
+            "alice can act as it (secrets: reads its legacy token Secrets)",
+        ),
+    ] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains(identity) && l.contains(path)),
+            "{identity}: {path} missing from\n{table}"
+        );
+    }
 }
 
 #[test]

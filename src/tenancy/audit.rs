@@ -63,6 +63,15 @@ pub fn reconcilers(policy: &Policy, view: &ClusterView) -> Vec<Reconciler> {
         identity: c.to_owned(),
         used_by: vec!["controller".to_owned()],
     }));
+    // Kubernetes' own controllers the guard trusts with their jobs: whoever
+    // can become one can delete owned objects.
+    let actors = policy.system_actors.iter().map(|a| a.identity.as_str());
+    let actors: BTreeSet<&str> = actors.filter(|a| service_account(a).is_some()).collect();
+    found.extend(actors.into_iter().map(|a| Reconciler {
+        tenant: String::new(),
+        identity: a.to_owned(),
+        used_by: vec!["system actor".to_owned()],
+    }));
     found.sort();
     found
 }
@@ -119,11 +128,22 @@ impl Right {
     }
 }
 
-/// Who can impersonate each reconciler, other than the legitimate impersonators.
+/// Every way RBAC lets someone act as each reconciler or trusted actor,
+/// other than the legitimate impersonators and Kubernetes' own controllers:
+/// impersonating the account or its namespace's group, minting its tokens
+/// (`serviceaccounts/token`), creating Pods in its namespace (which can run
+/// as it), reading Secrets there (legacy token Secrets), and, for the
+/// controller identities whose Pod-bound tokens the guard checks,
+/// impersonating `userextras` (which forges the Pod binding and credential
+/// id).
 pub fn impersonation(policy: &Policy, rbac: &Rbac, reconcilers: &[Reconciler]) -> Vec<Finding> {
     let allowed = &policy.tenancy.impersonators;
     let legitimate = |identity: &SubjectIdentity| match identity {
-        SubjectIdentity::User(u) => allowed.users.contains(u),
+        SubjectIdentity::User(u) => {
+            allowed.users.contains(u)
+                || u.starts_with("system:serviceaccount:kube-system:")
+                || u.starts_with("system:kube-")
+        }
         SubjectIdentity::Group(g) => allowed.groups.contains(g),
     };
     let mut findings = Vec::new();
@@ -132,7 +152,7 @@ pub fn impersonation(policy: &Policy, rbac: &Rbac, reconcilers: &[Reconciler]) -
             continue;
         };
         let own_group = format!("system:serviceaccounts:{namespace}");
-        let asks = [
+        let mut asks = vec![
             (
                 "serviceaccounts",
                 Attributes::new(namespace, "impersonate", "", "serviceaccounts").named(name),
@@ -141,7 +161,28 @@ pub fn impersonation(policy: &Policy, rbac: &Rbac, reconcilers: &[Reconciler]) -
                 "groups",
                 Attributes::new("", "impersonate", "", "groups").named(&own_group),
             ),
+            (
+                "serviceaccounts/token: mints its tokens",
+                Attributes::new(namespace, "create", "", "serviceaccounts")
+                    .subresource("token")
+                    .named(name),
+            ),
+            (
+                "pods: creates Pods that run as it",
+                Attributes::new(namespace, "create", "", "pods"),
+            ),
+            (
+                "secrets: reads its legacy token Secrets",
+                Attributes::new(namespace, "get", "", "secrets"),
+            ),
         ];
+        if r.used_by.iter().any(|u| u == "controller") {
+            asks.push((
+                "userextras: forges the Pod binding of its token",
+                Attributes::new("", "impersonate", "authentication.k8s.io", "userextras")
+                    .subresource("authentication.kubernetes.io/pod-name"),
+            ));
+        }
         for (what, attrs) in asks {
             for g in rbac.grantees(&attrs) {
                 if legitimate(&g.identity)

@@ -40,6 +40,11 @@ impl Attributes {
         self.name = name.to_owned();
         self
     }
+
+    pub fn subresource(mut self, subresource: &str) -> Self {
+        self.subresource = subresource.to_owned();
+        self
+    }
 }
 
 /// An authenticated identity: a username and its groups.

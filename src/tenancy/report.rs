@@ -144,7 +144,12 @@ pub fn table(report: &AuditReport) -> String {
                 "ImpersonationRisk".to_owned(),
                 dash(tenant),
                 identity.clone(),
-                format!("{subject} can impersonate it ({what}) via {via}"),
+                match what.as_str() {
+                    "serviceaccounts" | "groups" => {
+                        format!("{subject} can impersonate it ({what}) via {via}")
+                    }
+                    path => format!("{subject} can act as it ({path}) via {via}"),
+                },
             ],
             Finding::TenantEscalation {
                 tenant,
