@@ -189,7 +189,7 @@ async fn validate(
         uid = %req.uid,
         kind = %req.kind.kind,
         namespace = req.namespace(),
-        name = %req.name,
+        name = req.object_name(),
         user = %req.user_info.username,
         credential = crate::guard::actors::credential(&req.user_info).as_str(),
         operation = req.operation.as_str(),
@@ -219,7 +219,7 @@ fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
         req.resource.group.to_string(),
         req.resource.resource.to_string(),
         req.namespace().to_owned(),
-        req.name.to_string(),
+        req.object_name().to_owned(),
     );
     let entry = JournalEntry {
         user: req.user_info.username.to_string(),

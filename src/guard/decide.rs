@@ -240,7 +240,7 @@ fn judge_manual(
     let max = policy.break_glass.max_duration;
     let grant = view
         .grants_in(req.namespace())
-        .find(|g| g.covers(&who, &names, &req.name, now, max));
+        .find(|g| g.covers(&who, &names, req.object_name(), now, max));
     if let Some(grant) = grant {
         let warning = message::break_glass(policy, &m, grant, max);
         return Decision::allow(Reason::BreakGlass).with_warning(warning);

@@ -366,3 +366,34 @@ fn a_namespace_is_named_once_in_its_denial() {
         "{message}"
     );
 }
+
+#[test]
+fn a_delete_collection_item_is_named_from_its_old_object_and_a_named_grant_covers_it() {
+    // The apiserver admits a DeleteCollection item by item with an empty
+    // `name`; the item is the oldObject.
+    let rev = || Rev::delete().named("").old(flux());
+    let Decision {
+        outcome: Outcome::Denied,
+        message,
+        ..
+    } = run(rev(), &view())
+    else {
+        panic!("an owned item of a DeleteCollection is denied");
+    };
+    assert!(
+        message.starts_with("Deployment prod/web is managed by"),
+        "{message}"
+    );
+    let mut v = view();
+    let mut named = grant(
+        "named",
+        user("gina"),
+        "2026-11-23T13:00:00Z",
+        "2026-11-23T11:00:00Z",
+        &[],
+    );
+    named.spec.names = vec!["web".into()];
+    v.upsert_grant("prod".into(), named);
+    let decision = run(rev().by("gina"), &v);
+    assert_eq!(decision.reason(), Reason::BreakGlass, "{decision:?}");
+}

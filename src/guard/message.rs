@@ -45,7 +45,7 @@ impl Subject {
         Subject {
             kind,
             namespace: req.namespace().to_owned(),
-            name: req.name.to_string(),
+            name: req.object_name().to_owned(),
             verb,
             user: req.user_info.username.to_string(),
         }

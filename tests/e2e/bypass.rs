@@ -101,15 +101,41 @@ pub fn deleting_the_whole_collection_spares_owned_objects(c: &Cluster) -> Outcom
     flux_apply(c, &cm)?;
     c.kubectl("alice", &["create", "configmap", "mine", "-n", &ns])
         .allowed("an unowned ConfigMap")?;
-    // One DELETE on the collection URL: the apiserver admits item by item.
+    // One DELETE on the collection URL: the apiserver admits item by item,
+    // each review naming the item and carrying it as oldObject, so the
+    // denial names the object.
     let url = format!("/api/v1/namespaces/{ns}/configmaps");
     c.kubectl("alice", &["delete", "--raw", &url])
-        .denied("DeleteCollection")?;
+        .denied("DeleteCollection")?
+        .mentions(&format!(
+            "ConfigMap {ns}/owned is managed by Flux Kustomization"
+        ))?;
     expect(
         "owned",
         get(c, &ns, "configmap/owned", "{.metadata.name}"),
         "owned",
-    )
+    )?;
+    // A grant narrowed to that kind and name covers the collection's item.
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
+    let grant = format!(
+        "apiVersion: gitops-guard.io/v1alpha1\nkind: BreakGlass\nmetadata: {{name: cleanup, namespace: {ns}}}\n\
+         spec:\n  subjects: [{{kind: User, name: alice}}]\n  reason: INC-9 cleanup\n  expiresAt: \"{}\"\n  \
+         kinds: [ConfigMap]\n  names: [owned]\n",
+        expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    );
+    c.kubectl_stdin("admin", &["apply", "-f", "-"], &grant)
+        .allowed("a BreakGlass for configmap/owned")?;
+    super::cluster::eventually(std::time::Duration::from_secs(10), || {
+        c.kubectl("alice", &["delete", "--raw", &url])
+            .allowed("DeleteCollection under the grant")?;
+        Ok(())
+    })?;
+    let gone = c.kubectl("admin", &["get", "configmap", "owned", "-n", &ns]);
+    if gone.stderr.contains("NotFound") {
+        Ok(())
+    } else {
+        Err("configmap/owned survived the granted DeleteCollection".into())
+    }
 }
 
 pub fn a_human_server_side_apply_with_force_conflicts_is_denied(c: &Cluster) -> Outcome {
