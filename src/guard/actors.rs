@@ -74,8 +74,10 @@ pub enum Job {
     /// Any write of these kinds (the deployment controller's ReplicaSets, the
     /// endpoints controller's Endpoints, which copy their Service's labels).
     Write(Kinds),
-    /// An UPDATE of these kinds changing only these JSON pointers (the
-    /// deployment controller's revision annotation).
+    /// An UPDATE of these kinds, of the object or its `/status`, changing
+    /// only these JSON pointers (the deployment controller sets the revision
+    /// annotation with UpdateStatus: a Deployment's status strategy keeps
+    /// annotation changes).
     Change {
         #[serde(default)]
         group: String,
@@ -105,6 +107,8 @@ impl Job {
                 paths,
             } => {
                 let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+                let status = req.sub_resource() == "status";
+                let update = req.operation == Operation::Update && (main || status);
                 update && g == group && kinds.iter().any(|k| k == kind) && changes_under(&paths)
             }
         }
@@ -151,7 +155,10 @@ pub fn defaults() -> Vec<SystemActor> {
     let revision = || Job::Change {
         group: "apps".into(),
         kinds: vec!["Deployment".into()],
-        paths: vec!["/metadata/annotations/deployment.kubernetes.io~1revision".into()],
+        paths: vec![
+            "/metadata/annotations/deployment.kubernetes.io~1revision".into(),
+            "/status".into(),
+        ],
     };
     let replica_sets = || Job::Write(kinds("apps", &["ReplicaSet"]));
     let endpoints = || Job::Write(kinds("", &["Endpoints"]));

@@ -257,6 +257,16 @@ fn run(rev: Rev, view: &ClusterView) -> Decision {
 #[case::an_impersonated_autoscaler_may_not_scale(Rev::scale().by_impersonation(HPA), Outcome::Denied, Reason::NotReconciler)]
 #[case::kube_controller_manager_with_its_certificate_may_delete(
     Rev::delete().old(flux()).by_certificate("system:kube-controller-manager"), Outcome::Allowed, Reason::SystemActor)]
+#[case::the_deployment_controller_may_set_the_revision_annotation_through_status(
+    Rev::update().sub("status").old(flux())
+        .new_obj(flux().annotation("deployment.kubernetes.io/revision", "1"))
+        .by("system:serviceaccount:kube-system:deployment-controller"),
+    Outcome::Allowed, Reason::SystemActor)]
+#[case::the_deployment_controller_may_not_change_another_annotation(
+    Rev::update().sub("status").old(flux())
+        .new_obj(flux().annotation("nginx.ingress.kubernetes.io/auth-url", ""))
+        .by("system:serviceaccount:kube-system:deployment-controller"),
+    Outcome::Denied, Reason::NotReconciler)]
 #[case::an_update_without_its_old_object_is_not_judged(
     Rev::update().new_obj(obj()), Outcome::Denied, Reason::IncompleteReview)]
 #[case::a_status_write_changing_an_annotation_is_judged_like_an_update(

@@ -273,6 +273,12 @@ fn owned_configmap(c: &Cluster, ns: &str, name: &str, extra: &str) -> Outcome {
 /// `--use-service-account-credentials`, a TokenRequest token) still passes.
 pub fn posing_as_the_garbage_collector_is_denied_and_the_real_one_passes(c: &Cluster) -> Outcome {
     let ns = owned(c, "e2e-bypass-gc", &[])?;
+    // The deployment controller does its job on an owned Deployment: it
+    // sets the revision annotation (through /status).
+    super::cluster::eventually(std::time::Duration::from_secs(20), || {
+        let path = "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}";
+        expect("revision", get(c, &ns, "deployment/web", path), "1")
+    })?;
     let grant = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
                  metadata: {name: alice-edit, namespace: kube-system}\n\
                  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}\n\
