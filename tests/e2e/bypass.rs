@@ -279,12 +279,7 @@ pub fn posing_as_the_garbage_collector_is_denied_and_the_real_one_passes(c: &Clu
         let path = "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}";
         expect("revision", get(c, &ns, "deployment/web", path), "1")
     })?;
-    let grant = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
-                 metadata: {name: alice-edit, namespace: kube-system}\n\
-                 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}\n\
-                 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]\n";
-    c.kubectl_stdin("admin", &["apply", "-f", "-"], grant)
-        .allowed("edit in kube-system for alice")?;
+    c.alice_edit_in("kube-system")?;
     let gc = "--as=system:serviceaccount:kube-system:generic-garbage-collector";
     c.kubectl(
         "alice",

@@ -162,6 +162,21 @@ impl Cluster {
         }
     }
 
+    /// RoleBinding `alice-edit`: alice gets the built-in `edit` role in
+    /// `namespace` (which, like the real one, may impersonate its service
+    /// accounts).
+    pub fn alice_edit_in(&self, namespace: &str) -> Outcome {
+        let binding = format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+             metadata: {{name: alice-edit, namespace: {namespace}}}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}}\n\
+             subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}}]\n"
+        );
+        self.kubectl_stdin("admin", &["apply", "-f", "-"], &binding)
+            .allowed(&format!("alice gets edit in {namespace}"))
+            .map(|_| ())
+    }
+
     /// A fresh namespace for one test, with optional labels.
     pub fn namespace(&self, name: &str, labels: &[&str]) -> Result<String, String> {
         self.kubectl("admin", &["create", "namespace", name])

@@ -284,13 +284,14 @@ fn selected(args: &Arguments, scenarios: &[(&str, Scenario)]) -> bool {
     })
 }
 
-/// Brings a cluster up in `dir`, runs `groups` (each group one libtest run,
-/// the later ones one scenario at a time), brings it down; whether any failed.
+/// Brings a cluster up in `dir`, runs `together` in parallel, then each of
+/// `alone` by itself in order, brings it down; whether any failed.
 fn run_cluster(
     args: &Arguments,
     dir: &str,
     flux: bool,
-    groups: &[&[(&'static str, Scenario)]],
+    together: &[(&'static str, Scenario)],
+    alone: &[(&'static str, Scenario)],
 ) -> bool {
     let run_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
     let cluster: &'static Cluster = match Cluster::up(&run_dir, flux) {
@@ -301,22 +302,16 @@ fn run_cluster(
         }
     };
     let mut failed = false;
-    for (i, group) in groups.iter().enumerate() {
-        if group.is_empty() {
-            continue;
-        }
-        if i == 0 {
-            failed |= libtest_mimic::run(args, trials(cluster, group)).has_failed();
-            continue;
-        }
-        let one_at_a_time = Arguments {
-            test_threads: Some(1),
-            ..args.clone()
-        };
-        for alone in group.iter() {
-            let trial = trials(cluster, std::slice::from_ref(alone));
-            failed |= libtest_mimic::run(&one_at_a_time, trial).has_failed();
-        }
+    if !together.is_empty() {
+        failed |= libtest_mimic::run(args, trials(cluster, together)).has_failed();
+    }
+    let one_at_a_time = Arguments {
+        test_threads: Some(1),
+        ..args.clone()
+    };
+    for scenario in alone {
+        let trial = trials(cluster, std::slice::from_ref(scenario));
+        failed |= libtest_mimic::run(&one_at_a_time, trial).has_failed();
     }
     cluster.down(failed);
     if failed {
@@ -348,12 +343,12 @@ fn main() -> ExitCode {
     }
     let mut failed = false;
     if selected(&args, SCENARIOS) || selected(&args, ALONE) {
-        failed |= run_cluster(&args, "e2e-run", false, &[SCENARIOS, ALONE]);
+        failed |= run_cluster(&args, "e2e-run", false, SCENARIOS, ALONE);
     }
     // Real Flux: a cluster of its own, so the scenarios above, which play
     // Flux by hand, never race a real controller.
     if selected(&args, FLUX) {
-        failed |= run_cluster(&args, "e2e-flux", true, &[&[], FLUX]);
+        failed |= run_cluster(&args, "e2e-flux", true, &[], FLUX);
     }
     if failed {
         return ExitCode::FAILURE;

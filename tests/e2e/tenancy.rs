@@ -251,12 +251,7 @@ pub fn alice_with_edit_in_team_a_is_reported_as_able_to_impersonate_its_reconcil
     c: &Cluster,
 ) -> Outcome {
     tenants(c)?;
-    let binding = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
-         metadata: {name: alice-edit, namespace: team-a}\n\
-         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}\n\
-         subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]\n";
-    c.kubectl_stdin("admin", &["apply", "-f", "-"], binding)
-        .allowed("alice gets edit in team-a")?;
+    c.alice_edit_in("team-a")?;
     // What the finding means: alice looks exactly like team-a's reconciler.
     c.kubectl_stdin(
         "alice",
