@@ -73,7 +73,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ready.view_synced.store(true, Ordering::Release);
         view_synced.send_replace(true);
     });
-    reflect::spawn(client.clone(), policy.clone(), view.clone(), on_synced).await;
+    let view_changed = Arc::new(tokio::sync::Notify::new());
+    reflect::spawn(
+        client.clone(),
+        policy.clone(),
+        view.clone(),
+        on_synced,
+        view_changed.clone(),
+    )
+    .await;
     let drift_client = client.clone();
 
     let metrics = AdmissionMetrics::new(&registry)?;
@@ -120,6 +128,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         journal,
         view_ready,
+        view_changed,
     };
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("--listen {listen}: cannot bind"))?;

@@ -142,7 +142,7 @@ impl Collector for ViewSizeCollector {
         let pairs = [
             ("namespace", sizes.namespaces),
             ("breakglass", sizes.grants),
-            ("scale-parent", sizes.scale_parents),
+            ("parent", sizes.parents),
             ("flux-object", sizes.flux_objects),
             ("service-account", sizes.service_accounts),
             ("controller-pod", sizes.controller_pods),

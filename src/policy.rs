@@ -83,6 +83,20 @@ pub struct Policy {
     pub tenancy: crate::tenancy::settings::TenancyPolicy,
     /// Who may change what on an owned object besides its reconciler.
     pub compatibility: crate::guard::compat::settings::CompatibilityPolicy,
+    /// Objects derived from an owned parent (Pods, EndpointSlices, ...).
+    pub derived: DerivedPolicy,
+}
+
+/// A service account may write an object that carries ownership markers
+/// when the object's controller reference names a parent the guard keeps
+/// in its view, with the same uid and the same owner.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct DerivedPolicy {
+    /// Parent kinds besides the built-in workloads and Services: an
+    /// operator's custom resources whose children copy their labels. The
+    /// guard watches their metadata (grant it `list`/`watch`).
+    pub extra_parents: Vec<crate::cluster::view::ParentKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -218,11 +232,25 @@ impl Default for Policy {
             drift: Default::default(),
             tenancy: Default::default(),
             compatibility: Default::default(),
+            derived: Default::default(),
         }
     }
 }
 
 impl Policy {
+    /// Every kind whose objects the view keeps as parents.
+    pub fn parent_kinds(&self) -> Vec<crate::cluster::view::ParentKind> {
+        let mut kinds = crate::cluster::ingest::builtin_parents();
+        let extra = self.derived.extra_parents.iter();
+        kinds.extend(
+            extra
+                .filter(|p| !kinds.contains(p))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        kinds
+    }
+
     /// Parses a policy document; errors carry the path of the bad field.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self> {
         let invalid = |path: String, message: String| Error::Invalid {
@@ -267,6 +295,12 @@ impl Policy {
         }
         if self.mode_label.is_empty() {
             return Err(("modeLabel".into(), "must not be empty".into()));
+        }
+        for (i, parent) in self.derived.extra_parents.iter().enumerate() {
+            if parent.version.is_empty() || parent.kind.is_empty() || parent.resource.is_empty() {
+                let path = format!("derived.extraParents[{i}]");
+                return Err((path, "set version, kind and resource".into()));
+            }
         }
         self.images.validate()?;
         self.compatibility.validate()?;

@@ -44,6 +44,8 @@ pub struct Guard {
     pub journal: Arc<Journal>,
     /// Turns true once the cluster view has loaded.
     pub view_ready: tokio::sync::watch::Receiver<bool>,
+    /// Woken whenever a reflector changes the view.
+    pub view_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Guard {
@@ -161,6 +163,34 @@ fn wait_budget(uri: &Uri) -> Duration {
         .saturating_sub(MARGIN)
 }
 
+/// A controller creates children right after its parent appears, and the
+/// guard's watch may see the child's review first: re-decide after each view
+/// change, for at most `PARENT_WAIT`. A forged reference waits that long and
+/// is then judged as it was.
+async fn wait_for_parent(
+    guard: &Guard,
+    req: &review::Request<'_>,
+    budget: Duration,
+    mut decision: Decision,
+) -> Decision {
+    const PARENT_WAIT: Duration = Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + budget.min(PARENT_WAIT);
+    while decision.reason() == Reason::UnknownParent {
+        let changed = guard.view_changed.notified();
+        let mut changed = std::pin::pin!(changed);
+        // Registered before deciding again, so no change slips between.
+        changed.as_mut().enable();
+        decision = guard.decide(req);
+        if decision.reason() != Reason::UnknownParent {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            break;
+        }
+    }
+    decision
+}
+
 async fn validate(
     State(guard): State<Guard>,
     uri: Uri,
@@ -183,6 +213,9 @@ async fn validate(
         {
             decision = guard.decide(req);
         }
+    }
+    if decision.reason() == Reason::UnknownParent {
+        decision = wait_for_parent(&guard, req, wait_budget(&uri), decision).await;
     }
     let span = tracing::info_span!(
         "review",

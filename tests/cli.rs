@@ -70,6 +70,25 @@ fn check_exits_one_for_a_denied_review_with_the_denial_message() {
 }
 
 #[test]
+fn check_lets_a_derived_object_of_a_parent_in_the_state_through_and_refuses_a_forged_reference() {
+    let derived = check(
+        &fixture("create-endpointslice-by-endpointslice-controller.json"),
+        &[],
+    );
+    assert_eq!(derived.status.code(), Some(0), "{}", text(&derived.stdout));
+    let forged = check(
+        &fixture("create-with-forged-owner-reference-by-ci.json"),
+        &[],
+    );
+    assert_eq!(forged.status.code(), Some(1), "{}", text(&forged.stdout));
+    assert!(
+        text(&forged.stdout).contains("is not an object gitops-guard knows with that owner"),
+        "{}",
+        text(&forged.stdout)
+    );
+}
+
+#[test]
 fn check_exits_two_with_a_one_line_reason_for_invalid_input() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let bad = dir.path().join("bad.json");

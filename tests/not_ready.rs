@@ -1,6 +1,7 @@
 //! A review that meets a cluster view still loading: it waits for the view
 //! within the apiserver's timeout and is then decided on it, or denied
-//! "still loading"; it is never allowed on a half-loaded view.
+//! "still loading"; it is never allowed on a half-loaded view. A derived
+//! object whose parent the view has not seen yet waits for it the same way.
 
 use std::{
     path::Path,
@@ -14,13 +15,14 @@ use axum::{
 };
 use gitops_guard::{
     check::load_state,
-    cluster::view::ClusterView,
+    cluster::view::{ClusterView, ParentKind},
     metrics::AdmissionMetrics,
     policy::Policy,
     server::{Guard, router},
 };
 use prometheus::Registry;
 use serde_json::Value;
+use tokio::sync::Notify;
 use tower::ServiceExt;
 
 fn loading_view() -> ClusterView {
@@ -38,15 +40,28 @@ async fn review(
     ready: tokio::sync::watch::Receiver<bool>,
     timeout: &str,
 ) -> (bool, String, Duration) {
+    let fixture = "apply-flux-deployment-by-reconciler.json";
+    review_of(fixture, view, ready, Default::default(), timeout).await
+}
+
+async fn review_of(
+    fixture: &str,
+    view: Arc<RwLock<ClusterView>>,
+    ready: tokio::sync::watch::Receiver<bool>,
+    changed: Arc<Notify>,
+    timeout: &str,
+) -> (bool, String, Duration) {
     let guard = Guard {
         policy: Arc::new(Policy::default()),
         view,
         metrics: AdmissionMetrics::new(&Registry::new()).unwrap_or_else(|e| panic!("{e}")),
         journal: Default::default(),
         view_ready: ready,
+        view_changed: changed,
     };
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/apply-flux-deployment-by-reconciler.json");
+        .join("tests/fixtures")
+        .join(fixture);
     let body = std::fs::read(fixture).unwrap_or_else(|e| panic!("{e}"));
     let request = Request::post(format!("/validate?timeout={timeout}"))
         .header("content-type", "application/json")
@@ -96,4 +111,49 @@ async fn a_view_that_never_loads_is_a_denial_before_the_apiserver_gives_up() {
         "{message}"
     );
     println!("answered after {elapsed:?} (the apiserver waits 2s)");
+}
+
+/// The view of the state file without Service prod/web, the EndpointSlice
+/// fixture's parent.
+fn view_without_the_service() -> Arc<RwLock<ClusterView>> {
+    let mut view = loading_view();
+    view.set_synced(true);
+    let services = ParentKind::new("", "v1", "Service", "services");
+    view.remove_parent(&services, "prod", "web");
+    Arc::new(RwLock::new(view))
+}
+
+#[tokio::test]
+async fn a_derived_object_whose_parent_the_view_sees_during_the_review_is_allowed() {
+    let view = view_without_the_service();
+    let changed = Arc::new(Notify::new());
+    let (writer, wake) = (view.clone(), changed.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let state = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster-state.yaml");
+        let mut v = writer.write().unwrap_or_else(|e| e.into_inner());
+        load_state(&mut v, &Policy::default(), &state).unwrap_or_else(|e| panic!("{e}"));
+        drop(v);
+        wake.notify_waiters();
+    });
+    let ready = tokio::sync::watch::channel(true).1;
+    let fixture = "create-endpointslice-by-endpointslice-controller.json";
+    let (allowed, message, elapsed) = review_of(fixture, view, ready, changed, "5s").await;
+    assert!(allowed, "decided once the Service arrived: {message}");
+    println!("answered after {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_parent_that_never_arrives_leaves_the_derived_object_denied() {
+    let view = view_without_the_service();
+    let ready = tokio::sync::watch::channel(true).1;
+    let fixture = "create-endpointslice-by-endpointslice-controller.json";
+    let (allowed, message, elapsed) =
+        review_of(fixture, view, ready, Default::default(), "5s").await;
+    assert!(!allowed);
+    assert!(
+        message.contains("is not an object gitops-guard knows with that owner"),
+        "{message}"
+    );
+    println!("answered after {elapsed:?} (the guard waits at most 2s)");
 }

@@ -42,6 +42,7 @@ async fn reviews_past_max_in_flight_are_refused_at_once_and_counted() {
         metrics: metrics.clone(),
         journal: Default::default(),
         view_ready: ready,
+        view_changed: Default::default(),
     };
     let app = server::shed(server::router(guard, Duration::from_secs(10)), 1, &metrics);
     let send = |app: axum::Router| async move {

@@ -18,8 +18,13 @@ pub enum Reason {
     StatusWrite,
     /// A delete inside a namespace being deleted.
     TerminatingNamespace,
-    /// The object has a controller owner reference: it is derived, not from Git.
+    /// A service account wrote an object whose controller is a parent in the
+    /// view with the same owner (an EndpointSlice of an owned Service).
     DerivedObject,
+    /// A service account wrote an owned-marked object whose controller
+    /// reference names a parent the view does not have (forged, stale, or
+    /// not seen yet: the shell waits for the view once).
+    UnknownParent,
     /// A break-glass grant covers the change.
     BreakGlass,
     /// A manual change: someone other than the reconciler changed an owned object.
@@ -60,13 +65,14 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 25] = [
         Reason::Unowned,
         Reason::Reconciler,
         Reason::SystemActor,
         Reason::StatusWrite,
         Reason::TerminatingNamespace,
         Reason::DerivedObject,
+        Reason::UnknownParent,
         Reason::BreakGlass,
         Reason::NotReconciler,
         Reason::SpoofedOwnership,
@@ -95,6 +101,7 @@ impl Reason {
             Reason::StatusWrite => "status-write",
             Reason::TerminatingNamespace => "terminating-namespace",
             Reason::DerivedObject => "derived-object",
+            Reason::UnknownParent => "unknown-parent",
             Reason::BreakGlass => "break-glass",
             Reason::NotReconciler => "not-reconciler",
             Reason::SpoofedOwnership => "spoofed-ownership",
@@ -125,7 +132,10 @@ impl Reason {
     pub fn follows_mode(self) -> bool {
         matches!(
             self,
-            Reason::NotReconciler | Reason::SpoofedOwnership | Reason::Suspend
+            Reason::NotReconciler
+                | Reason::SpoofedOwnership
+                | Reason::UnknownParent
+                | Reason::Suspend
         )
     }
 }

@@ -39,20 +39,32 @@ pub struct Metadata<'a> {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OwnerReference<'a> {
     #[serde(borrow, default)]
+    pub api_version: Cow<'a, str>,
+    #[serde(borrow, default)]
     pub kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub uid: Cow<'a, str>,
     #[serde(default)]
     pub controller: Option<bool>,
 }
 
-impl Metadata<'_> {
+impl<'a> Metadata<'a> {
     /// True when another object is this object's controller (it is derived,
     /// e.g. an EndpointSlice copying its Service's labels).
     pub fn has_controller(&self) -> bool {
+        self.controller().is_some()
+    }
+
+    /// The reference to this object's controller, if it has one.
+    pub fn controller(&self) -> Option<&OwnerReference<'a>> {
         self.owner_references
             .iter()
-            .any(|r| r.controller == Some(true))
+            .find(|r| r.controller == Some(true))
     }
 }
 

@@ -8,20 +8,29 @@ use serde_json::Value;
 use super::{
     breakglass::BreakGlassSpec,
     identities::PodFacts,
-    view::{ClusterView, FluxObject, Grant, NamespaceFacts, ParentMeta, ScaleKey},
+    view::{ClusterView, FluxObject, Grant, NamespaceFacts, ParentKind, ParentMeta},
 };
 use crate::{
     guard::ownership::{ARGO_TRACKING_ID, OwnerKind},
     policy::Policy,
 };
 
-/// Kinds whose `/scale` the guard resolves to a parent: (group, kind, resource).
-pub const SCALE_PARENTS: [(&str, &str, &str); 4] = [
-    ("apps", "Deployment", "deployments"),
-    ("apps", "StatefulSet", "statefulsets"),
-    ("apps", "ReplicaSet", "replicasets"),
-    ("", "ReplicationController", "replicationcontrollers"),
-];
+/// The parents the view always keeps: the workload kinds (whose `/scale` the
+/// guard resolves, and whose Pods, ReplicaSets, Jobs and ControllerRevisions
+/// copy their template's labels) and Services (whose EndpointSlices copy
+/// their labels). `policy.derived.extraParents` adds an operator's kinds.
+pub fn builtin_parents() -> Vec<ParentKind> {
+    vec![
+        ParentKind::new("apps", "v1", "Deployment", "deployments"),
+        ParentKind::new("apps", "v1", "StatefulSet", "statefulsets"),
+        ParentKind::new("apps", "v1", "ReplicaSet", "replicasets"),
+        ParentKind::new("apps", "v1", "DaemonSet", "daemonsets"),
+        ParentKind::new("", "v1", "ReplicationController", "replicationcontrollers"),
+        ParentKind::new("batch", "v1", "Job", "jobs"),
+        ParentKind::new("batch", "v1", "CronJob", "cronjobs"),
+        ParentKind::new("", "v1", "Service", "services"),
+    ]
+}
 
 pub const KUSTOMIZATION_GROUP: &str = "kustomize.toolkit.fluxcd.io";
 pub const HELM_RELEASE_GROUP: &str = "helm.toolkit.fluxcd.io";
@@ -53,22 +62,13 @@ pub fn parent_meta(policy: &Policy, meta: &ObjectMeta) -> ParentMeta {
     };
     let annotations = meta.annotations.iter().flatten();
     ParentMeta {
+        uid: meta.uid.clone().unwrap_or_default(),
         labels: meta.labels.clone().unwrap_or_default(),
         annotations: annotations
             .filter(|(k, _)| wanted(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     }
-}
-
-pub fn scale_key(group: &str, resource: &str, meta: &ObjectMeta) -> ScaleKey {
-    let ns = meta.namespace.clone().unwrap_or_default();
-    (
-        group.to_owned(),
-        resource.to_owned(),
-        ns,
-        meta.name.clone().unwrap_or_default(),
-    )
 }
 
 /// What a Kustomization or HelmRelease spec says about who applies it and from where.
@@ -174,12 +174,10 @@ pub fn apply(
         // RBAC is read by `audit tenants`, not by admission decisions.
         (RBAC_GROUP, "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") => {}
         (group, kind) => {
-            let parent = SCALE_PARENTS
-                .iter()
-                .find(|(g, k, _)| *g == group && *k == kind);
-            let (g, _, resource) =
-                parent.ok_or_else(|| err(format!("unsupported kind {}", types.kind)))?;
-            view.upsert_scale_parent(scale_key(g, resource, meta), parent_meta(policy, meta));
+            let parents = policy.parent_kinds();
+            let parent = parents.iter().find(|p| p.group == group && p.kind == kind);
+            let parent = parent.ok_or_else(|| err(format!("unsupported kind {}", types.kind)))?;
+            view.upsert_parent(parent, ns, name, parent_meta(policy, meta));
         }
     }
     Ok(())

@@ -17,10 +17,11 @@ use kube::{
     api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta},
     runtime::{WatchStreamExt, watcher},
 };
+use tokio::sync::Notify;
 
 use super::{
     breakglass::BreakGlass,
-    ingest::{self, HELM_RELEASE_GROUP, KUSTOMIZATION_GROUP, SCALE_PARENTS},
+    ingest::{self, HELM_RELEASE_GROUP, KUSTOMIZATION_GROUP},
     view::{Category, ClusterView},
 };
 use crate::{guard::ownership::OwnerKind, policy::Policy};
@@ -33,6 +34,8 @@ pub(super) struct SyncGate {
     pending: Arc<AtomicUsize>,
     view: Shared,
     on_synced: Arc<dyn Fn() + Send + Sync>,
+    /// Woken after every change, for reviews waiting on a parent.
+    changed: Arc<Notify>,
 }
 
 impl SyncGate {
@@ -56,7 +59,7 @@ pub(super) type Apply<K> = Box<dyn Fn(&mut ClusterView, &K) + Send>;
 /// How one watcher's objects enter and leave the view.
 pub(super) struct Sink<K> {
     pub(super) name: String,
-    pub(super) category: Category<'static>,
+    pub(super) category: Category,
     pub(super) upsert: Apply<K>,
     pub(super) remove: Apply<K>,
 }
@@ -70,7 +73,10 @@ where
     let (mut relist, mut synced) = (Vec::new(), false);
     while let Some(event) = stream.next().await {
         match event {
-            Ok(watcher::Event::Apply(obj)) => (sink.upsert)(&mut write(&view), &obj),
+            Ok(watcher::Event::Apply(obj)) => {
+                (sink.upsert)(&mut write(&view), &obj);
+                gate.changed.notify_waiters();
+            }
             Ok(watcher::Event::Delete(obj)) => (sink.remove)(&mut write(&view), &obj),
             Ok(watcher::Event::Init) => relist.clear(),
             Ok(watcher::Event::InitApply(obj)) => relist.push(obj),
@@ -79,6 +85,7 @@ where
                 v.clear(sink.category.clone());
                 relist.drain(..).for_each(|obj| (sink.upsert)(&mut v, &obj));
                 drop(v);
+                gate.changed.notify_waiters();
                 if !std::mem::replace(&mut synced, true) {
                     tracing::debug!(watcher = %sink.name, "initial list done");
                     gate.done();
@@ -99,18 +106,21 @@ where
     }
 }
 
-/// Starts every reflector; `on_synced` runs once all have listed.
+/// Starts every reflector; `on_synced` runs once all have listed, and
+/// `changed` wakes its waiters after every change.
 pub async fn spawn(
     client: Client,
     policy: Arc<Policy>,
     view: Shared,
     on_synced: Arc<dyn Fn() + Send + Sync>,
+    changed: Arc<Notify>,
 ) {
     let mut tasks: Tasks = Vec::new();
     let gate = SyncGate {
         pending: Arc::new(AtomicUsize::new(0)),
         view: view.clone(),
         on_synced,
+        changed,
     };
     let cfg = watcher::Config::default;
 
@@ -132,22 +142,29 @@ pub async fn spawn(
     .default_backoff();
     tasks.push(Box::pin(run(stream, ns_sink, view.clone(), gate.clone())));
 
-    for (group, kind, resource) in SCALE_PARENTS {
-        let gvk = GroupVersionKind::gvk(group, "v1", kind);
-        let ar = ApiResource::from_gvk_with_plural(&gvk, resource);
+    for parent in policy.parent_kinds() {
+        let gvk = GroupVersionKind::gvk(&parent.group, &parent.version, &parent.kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, &parent.resource);
         let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar);
         let p = policy.clone();
+        let (added, removed) = (Arc::new(parent.clone()), Arc::new(parent.clone()));
+        let name_of = |o: &PartialObjectMeta<DynamicObject>| {
+            let m = &o.metadata;
+            (
+                m.namespace.clone().unwrap_or_default(),
+                m.name.clone().unwrap_or_default(),
+            )
+        };
         let sink = Sink::<PartialObjectMeta<DynamicObject>> {
-            name: resource.into(),
-            category: Category::ScaleParents(resource),
+            name: parent.resource.clone(),
+            category: Category::Parents(parent.resource.clone()),
             upsert: Box::new(move |v, o| {
-                v.upsert_scale_parent(
-                    ingest::scale_key(group, resource, &o.metadata),
-                    ingest::parent_meta(&p, &o.metadata),
-                )
+                let (ns, name) = name_of(o);
+                v.upsert_parent(&added, ns, name, ingest::parent_meta(&p, &o.metadata))
             }),
             remove: Box::new(move |v, o| {
-                v.remove_scale_parent(&ingest::scale_key(group, resource, &o.metadata))
+                let (ns, name) = name_of(o);
+                v.remove_parent(&removed, &ns, &name)
             }),
         };
         let stream = watcher::watcher(api, cfg()).default_backoff();

@@ -17,7 +17,10 @@ use super::{
     by_namespace::ByNamespace,
     identities::Identities,
 };
-use crate::guard::ownership::{Owner, OwnerKind};
+use crate::{
+    admission::review::OwnerReference,
+    guard::ownership::{Owner, OwnerKind},
+};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -93,35 +96,79 @@ pub struct FluxObject {
 
 /// A set of view entries fed by one watcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Category<'a> {
+pub enum Category {
     Namespaces,
     Grants,
-    /// Parents of one resource, e.g. `deployments`.
-    ScaleParents(&'a str),
+    /// The parents of one resource (`deployments`, `services`, ...).
+    Parents(String),
     Flux(OwnerKind),
     ServiceAccounts,
     /// The Pods of one controller namespace.
     ControllerPods(String),
 }
 
-/// `(group, resource, namespace, name)` of a parent of `/scale`.
-pub type ScaleKey = (String, String, String, String);
+/// A kind of parent: an object that others are derived from (their
+/// ownerReference with `controller: true` names it), or whose `/scale` is
+/// written. The view keeps the ownership metadata of every object of these
+/// kinds (`policy.derived`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParentKind {
+    /// `""` for the core group.
+    #[serde(default)]
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    /// The plural resource name (`deployments`).
+    pub resource: String,
+}
+
+impl ParentKind {
+    pub fn new(group: &str, version: &str, kind: &str, resource: &str) -> Self {
+        Self {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            resource: resource.into(),
+        }
+    }
+}
+
+/// The objects of one parent kind.
+#[derive(Debug)]
+struct ParentIndex {
+    kind: ParentKind,
+    objects: ByNamespace<ParentMeta>,
+}
+
+/// What the view knows of the parent a controller reference names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentLookup<'v> {
+    /// That very object (same uid).
+    Found(&'v ParentMeta),
+    /// A kind the view keeps, but no object of that name and uid: not yet
+    /// seen, gone, or never there.
+    Missing,
+    /// A kind the view does not keep.
+    Unwatched,
+}
 
 #[derive(Debug, Default)]
 pub struct ClusterView {
     namespaces: HashMap<String, NamespaceFacts>,
     grants: ByNamespace<Grant>,
-    /// One index per (group, resource); there are only a handful.
-    scale_parents: Vec<(String, String, ByNamespace<ParentMeta>)>,
+    /// One index per parent kind; there are only a handful.
+    parents: Vec<ParentIndex>,
     flux: HashMap<OwnerKind, ByNamespace<FluxObject>>,
     /// Service accounts and controller Pods, for the tenant rules.
     pub identities: Identities,
     synced: bool,
 }
 
-/// The ownership-relevant metadata of a scalable parent.
+/// The ownership-relevant metadata of a parent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParentMeta {
+    pub uid: String,
     pub labels: Labels,
     pub annotations: Labels,
 }
@@ -131,7 +178,7 @@ pub struct ParentMeta {
 pub struct ViewSizes {
     pub namespaces: usize,
     pub grants: usize,
-    pub scale_parents: usize,
+    pub parents: usize,
     pub flux_objects: usize,
     pub service_accounts: usize,
     pub controller_pods: usize,
@@ -178,44 +225,56 @@ impl ClusterView {
         self.grants.in_namespace(namespace)
     }
 
-    pub fn upsert_scale_parent(&mut self, key: ScaleKey, meta: ParentMeta) {
-        let (group, resource, ns, name) = key;
-        if self.scale_index(&group, &resource).is_none() {
-            self.scale_parents
-                .push((group.clone(), resource.clone(), ByNamespace::default()));
-        }
-        if let Some(index) = self.scale_index(&group, &resource) {
-            index.insert(ns, name, meta);
+    pub fn upsert_parent(&mut self, kind: &ParentKind, ns: String, name: String, meta: ParentMeta) {
+        let found = self.parents.iter_mut().find(|p| p.kind == *kind);
+        let index = match found {
+            Some(index) => index,
+            None => {
+                self.parents.push(ParentIndex {
+                    kind: kind.clone(),
+                    objects: ByNamespace::default(),
+                });
+                let last = self.parents.len() - 1;
+                &mut self.parents[last]
+            }
+        };
+        index.objects.insert(ns, name, meta);
+    }
+
+    pub fn remove_parent(&mut self, kind: &ParentKind, ns: &str, name: &str) {
+        if let Some(index) = self.parents.iter_mut().find(|p| p.kind == *kind) {
+            index.objects.remove(ns, name);
         }
     }
 
-    pub fn remove_scale_parent(&mut self, key: &ScaleKey) {
-        let (group, resource, ns, name) = key;
-        if let Some(index) = self.scale_index(group, resource) {
-            index.remove(ns, name);
-        }
-    }
-
-    fn scale_index(&mut self, group: &str, resource: &str) -> Option<&mut ByNamespace<ParentMeta>> {
-        let found = self
-            .scale_parents
-            .iter_mut()
-            .find(|(g, r, _)| g == group && r == resource);
-        found.map(|(_, _, index)| index)
-    }
-
-    pub fn scale_parent(
-        &self,
-        group: &str,
-        resource: &str,
-        ns: &str,
-        name: &str,
-    ) -> Option<&ParentMeta> {
-        let (_, _, index) = self
-            .scale_parents
+    /// The parent whose `/scale` a request writes, by resource.
+    pub fn parent(&self, group: &str, resource: &str, ns: &str, name: &str) -> Option<&ParentMeta> {
+        let index = self
+            .parents
             .iter()
-            .find(|(g, r, _)| g == group && r == resource)?;
-        index.get(ns, name)
+            .find(|p| p.kind.group == group && p.kind.resource == resource)?;
+        index.objects.get(ns, name)
+    }
+
+    /// The parent a controller reference in namespace `ns` names. Only that
+    /// very object counts: a parent recreated under the same name has
+    /// another uid, and a reference to it is stale or forged.
+    pub fn referenced_parent(&self, ns: &str, reference: &OwnerReference<'_>) -> ParentLookup<'_> {
+        let group = reference
+            .api_version
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group);
+        let index = self
+            .parents
+            .iter()
+            .find(|p| p.kind.group == group && p.kind.kind == reference.kind);
+        let Some(index) = index else {
+            return ParentLookup::Unwatched;
+        };
+        match index.objects.get(ns, &reference.name) {
+            Some(meta) if meta.uid == reference.uid => ParentLookup::Found(meta),
+            _ => ParentLookup::Missing,
+        }
     }
 
     pub fn upsert_flux(
@@ -284,13 +343,11 @@ impl ClusterView {
     }
 
     /// Forgets one category before a relist re-fills it.
-    pub fn clear(&mut self, category: Category<'_>) {
+    pub fn clear(&mut self, category: Category) {
         match category {
             Category::Namespaces => self.namespaces.clear(),
             Category::Grants => self.grants = ByNamespace::default(),
-            Category::ScaleParents(resource) => {
-                self.scale_parents.retain(|(_, r, _)| r != resource)
-            }
+            Category::Parents(resource) => self.parents.retain(|p| p.kind.resource != *resource),
             Category::Flux(kind) => {
                 self.flux.remove(&kind);
             }
@@ -303,11 +360,7 @@ impl ClusterView {
         ViewSizes {
             namespaces: self.namespaces.len(),
             grants: self.grants.len(),
-            scale_parents: self
-                .scale_parents
-                .iter()
-                .map(|(_, _, index)| index.len())
-                .sum(),
+            parents: self.parents.iter().map(|p| p.objects.len()).sum(),
             flux_objects: self.flux.values().map(ByNamespace::len).sum(),
             service_accounts: self.identities.sizes().0,
             controller_pods: self.identities.sizes().1,

@@ -15,7 +15,7 @@ use crate::{
         decision::{Decision, Outcome, Reason},
         review::{Metadata, Operation, Request},
     },
-    cluster::view::{ClusterView, Who},
+    cluster::view::{ClusterView, ParentLookup, Who},
     policy::{Mode, Policy},
 };
 
@@ -114,9 +114,16 @@ fn decide_ownership(
     {
         return Decision::allow(Reason::Reconciler);
     }
-    let derived = judged.is_some_and(Metadata::has_controller);
-    if derived && account && user.starts_with("system:serviceaccount:") {
-        return Decision::allow(Reason::DerivedObject);
+    // A controller (the endpointslice controller, a ReplicaSet's) copies its
+    // parent's labels: its write is derived, not manual, when the parent is
+    // in the view with the same owner. Any other reference is forged, stale
+    // or not yet seen: the write is judged as the manual change it may be.
+    let mut derivation = Derivation::NotDerived;
+    if account && user.starts_with("system:serviceaccount:") {
+        derivation = derivation_of(policy, view, req.namespace(), [judged, claimed]);
+        if derivation == Derivation::FromOwnedParent {
+            return Decision::allow(Reason::DerivedObject);
+        }
     }
     // Only the judged owner's objects: a write that also claims another
     // owner is never a compatible one.
@@ -126,7 +133,15 @@ fn decide_ownership(
     let (reason, key) = match compatible {
         Some(compat::Verdict::Allow(reason)) => return Decision::allow(reason),
         Some(compat::Verdict::Suspend) => (Reason::Suspend, None),
-        None => classify(policy, req, owner, old, new),
+        None => match classify(policy, req, owner, old, new) {
+            // Deception and escape hatches outrank a missing parent.
+            (Reason::NotReconciler | Reason::SpoofedOwnership, None)
+                if derivation == Derivation::UnknownParent =>
+            {
+                (Reason::UnknownParent, None)
+            }
+            classified => classified,
+        },
     };
     let subject = Subject::of(req);
     judge_manual(
@@ -144,6 +159,44 @@ fn decide_ownership(
     )
 }
 
+/// What the controller references of a write say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Derivation {
+    /// Some object has no controller, a parent the view does not keep, or
+    /// a parent with another owner.
+    NotDerived,
+    /// Every object's controller is in the view, with the object's owner.
+    FromOwnedParent,
+    /// A controller the view should have but does not (yet).
+    UnknownParent,
+}
+
+/// Judges the objects of a write (the judged one and, for an UPDATE, the
+/// new one): each must name, as its controller, a parent in the view that
+/// carries the same owner.
+fn derivation_of(
+    policy: &Policy,
+    view: &ClusterView,
+    namespace: &str,
+    objects: [Option<&Metadata<'_>>; 2],
+) -> Derivation {
+    let mut missing = false;
+    for meta in objects.into_iter().flatten() {
+        let Some(reference) = meta.controller() else {
+            return Derivation::NotDerived;
+        };
+        match view.referenced_parent(namespace, reference) {
+            ParentLookup::Found(parent) if owner_of(policy, parent) == owner_of(policy, meta) => {}
+            ParentLookup::Found(_) | ParentLookup::Unwatched => return Derivation::NotDerived,
+            ParentLookup::Missing => missing = true,
+        }
+    }
+    match missing {
+        true => Derivation::UnknownParent,
+        false => Derivation::FromOwnedParent,
+    }
+}
+
 /// `/scale` carries no labels: the parent in the cluster view decides.
 fn decide_scale(
     policy: &Policy,
@@ -153,7 +206,7 @@ fn decide_scale(
 ) -> Decision {
     let user = req.user_info.username.as_ref();
     let resource = &req.resource;
-    let parent = view.scale_parent(
+    let parent = view.parent(
         &resource.group,
         &resource.resource,
         req.namespace(),

@@ -12,7 +12,7 @@ use crate::{
     },
     cluster::{
         breakglass::{BreakGlassSpec, Subject, SubjectKind},
-        view::{ClusterView, FluxObject, Grant, NamespaceFacts, ParentMeta},
+        view::{ClusterView, FluxObject, Grant, NamespaceFacts, ParentKind, ParentMeta},
     },
     policy::Policy,
 };
@@ -121,21 +121,36 @@ fn view() -> ClusterView {
             &["ConfigMap"],
         ),
     );
-    let parent = ParentMeta {
-        labels: [("kustomize.toolkit.fluxcd.io/name".into(), "apps".into())]
+    let parent = |uid: &str, owner: &str| ParentMeta {
+        uid: uid.into(),
+        labels: [("kustomize.toolkit.fluxcd.io/name".into(), owner.into())]
             .into_iter()
             .collect(),
         annotations: Default::default(),
     };
-    v.upsert_scale_parent(
-        (
-            "apps".into(),
-            "deployments".into(),
-            "prod".into(),
-            "web".into(),
-        ),
-        parent,
+    let deployments = ParentKind::new("apps", "v1", "Deployment", "deployments");
+    v.upsert_parent(
+        &deployments,
+        "prod".into(),
+        "web".into(),
+        parent("d1", "apps"),
     );
+    // The Service an EndpointSlice named `web` is derived from (test_support's
+    // controller reference: Service web, uid 1), and one owned by another
+    // Kustomization.
+    let services = ParentKind::new("", "v1", "Service", "services");
+    let mut service = parent("1", "apps");
+    service.labels.insert(
+        "kustomize.toolkit.fluxcd.io/namespace".into(),
+        "flux-system".into(),
+    );
+    v.upsert_parent(&services, "prod".into(), "web".into(), service);
+    let mut other = parent("2", "infra");
+    other.labels.insert(
+        "kustomize.toolkit.fluxcd.io/namespace".into(),
+        "flux-system".into(),
+    );
+    v.upsert_parent(&services, "prod".into(), "other".into(), other);
     let tenant = FluxObject {
         service_account: Some("tenant-a".into()),
         ..FluxObject::default()
@@ -221,6 +236,24 @@ fn run(rev: Rev, view: &ClusterView) -> Decision {
 #[case::a_controller_owned_copy_written_by_a_service_account_is_derived(
     Rev::create().new_obj(flux().controlled()).by("system:serviceaccount:kube-system:endpointslice-controller"),
     Outcome::Allowed, Reason::DerivedObject)]
+#[case::a_ci_token_cannot_dodge_the_guard_with_a_reference_to_a_parent_that_does_not_exist(
+    Rev::create().new_obj(flux().controlled_by("v1", "Service", "ghost", "9")).by(CI),
+    Outcome::Denied, Reason::UnknownParent)]
+#[case::a_reference_to_a_parent_recreated_under_the_same_name_is_stale(
+    Rev::create().new_obj(flux().controlled_by("v1", "Service", "web", "old-uid")).by(CI),
+    Outcome::Denied, Reason::UnknownParent)]
+#[case::a_reference_to_a_parent_with_another_owner_does_not_lend_its_ownership(
+    Rev::create().new_obj(flux().controlled_by("v1", "Service", "other", "2")).by(CI),
+    Outcome::Denied, Reason::SpoofedOwnership)]
+#[case::a_reference_to_a_kind_the_guard_does_not_keep_proves_nothing(
+    Rev::create().new_obj(flux().controlled_by("example.com/v1", "Widget", "web", "1")).by(CI),
+    Outcome::Denied, Reason::SpoofedOwnership)]
+#[case::an_update_that_swaps_in_a_forged_controller_is_not_derived(
+    Rev::update().old(flux().controlled()).new_obj(flux().controlled_by("v1", "Service", "ghost", "9")).by(CI),
+    Outcome::Denied, Reason::UnknownParent)]
+#[case::an_unknown_parent_in_a_warn_namespace_is_a_manual_change_warned(
+    Rev::create().namespace("staging").new_obj(flux().controlled_by("v1", "Service", "ghost", "9")).by(CI),
+    Outcome::Warned, Reason::UnknownParent)]
 #[case::a_human_cannot_dodge_the_guard_with_an_owner_reference(
     Rev::create().new_obj(flux().controlled()), Outcome::Denied, Reason::SpoofedOwnership)]
 #[case::a_tenant_kustomization_is_reconciled_by_its_own_service_account(

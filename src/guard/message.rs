@@ -54,13 +54,10 @@ impl Subject {
 
 /// `deployments` -> `Deployment` for the parents the guard knows; others as `<resource>/scale`.
 fn scaled_kind(resource: &str) -> String {
-    let known = crate::cluster::ingest::SCALE_PARENTS
-        .iter()
-        .find(|(_, _, r)| *r == resource);
-    known.map_or_else(
-        || format!("{resource}/scale"),
-        |(_, kind, _)| (*kind).to_owned(),
-    )
+    let known = crate::cluster::ingest::builtin_parents()
+        .into_iter()
+        .find(|p| p.resource == resource);
+    known.map_or_else(|| format!("{resource}/scale"), |p| p.kind)
 }
 
 impl std::fmt::Display for Subject {
@@ -100,6 +97,23 @@ pub(super) fn denial(
             s.user,
             req.field_manager().unwrap_or_default()
         ),
+        Reason::UnknownParent => {
+            let meta = match req.operation {
+                Operation::Create => req.object.as_ref(),
+                _ => req.old_object.as_ref().or(req.object.as_ref()),
+            };
+            let parent = meta
+                .and_then(|o| o.metadata.controller())
+                .map_or_else(String::new, |r| {
+                    format!("{} {} (uid {})", r.kind, r.name, r.uid)
+                });
+            format!(
+                "{} may not {} {s} carrying the ownership markers of {owner}: its controller \
+                 {parent} is not an object gitops-guard knows with that owner. Derived objects \
+                 are written by their parent's controller, and the parent must exist first.",
+                s.user, s.verb
+            )
+        }
         Reason::Suspend => format!(
             "{s} is managed by {owner}; {} may not suspend or resume it: that switches GitOps \
              off (or on) for everything it applies. Only the operators named in the policy \

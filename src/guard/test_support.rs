@@ -17,6 +17,8 @@ pub const GC: &str = "system:serviceaccount:kube-system:generic-garbage-collecto
 pub const NS_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";
 pub const HPA: &str = "system:serviceaccount:kube-system:horizontal-pod-autoscaler";
 pub const SOURCE: &str = "system:serviceaccount:flux-system:source-controller";
+/// A CI pipeline's token: a service account, no reconciler.
+pub const CI: &str = "system:serviceaccount:ci:deployer";
 
 /// (identity, namespace, Pod, Pod uid) of the controllers' Pods.
 pub const CONTROLLER_PODS: [(&str, &str, &str, &str); 4] = [
@@ -49,7 +51,8 @@ pub struct Obj {
     finalizers: Vec<String>,
     spec: Option<Value>,
     webhook: Option<(String, String)>,
-    controlled: bool,
+    /// The controller reference: (apiVersion, kind, name, uid).
+    controller: Option<[String; 4]>,
 }
 
 pub fn obj() -> Obj {
@@ -80,8 +83,13 @@ impl Obj {
         self.annotation(ARGO_TRACKING_ID, &format!("{app}:apps/Deployment:prod/web"))
     }
 
-    pub fn controlled(mut self) -> Self {
-        self.controlled = true;
+    /// Controlled by Service `web` (uid `1`).
+    pub fn controlled(self) -> Self {
+        self.controlled_by("v1", "Service", "web", "1")
+    }
+
+    pub fn controlled_by(mut self, api_version: &str, kind: &str, name: &str, uid: &str) -> Self {
+        self.controller = Some([api_version, kind, name, uid].map(str::to_owned));
         self
     }
 
@@ -102,10 +110,10 @@ impl Obj {
     }
 
     fn to_json(&self) -> Value {
-        let refs = if self.controlled {
-            json!([{"apiVersion":"v1","kind":"Service","name":"web","uid":"1","controller":true}])
-        } else {
-            Value::Null
+        let refs = match &self.controller {
+            Some([api_version, kind, name, uid]) => json!([{"apiVersion": api_version,
+                "kind": kind, "name": name, "uid": uid, "controller": true}]),
+            None => Value::Null,
         };
         let finalizers = match self.finalizers.as_slice() {
             [] => Value::Null,

@@ -35,6 +35,7 @@ pub fn app_with_timeout(view: ClusterView, request_timeout: Duration) -> (Router
         metrics,
         journal: Default::default(),
         view_ready: tokio::sync::watch::channel(true).1,
+        view_changed: Default::default(),
     };
     (router(guard, request_timeout), registry)
 }

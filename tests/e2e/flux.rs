@@ -258,6 +258,87 @@ pub fn a_commit_is_applied_a_removed_object_pruned_and_an_immutable_one_recreate
     Ok(())
 }
 
+/// The real endpointslice controller copies the Flux-owned Service's labels
+/// to its EndpointSlice; a CI token that copies them onto an object of its
+/// own, with a controller reference to a parent that is not there, is denied.
+pub fn derived_objects_pass_only_with_a_real_parent_of_the_same_owner(c: &Cluster) -> Outcome {
+    let uid = jsonpath(c, &["service", "web", "-n", "shop"], "{.metadata.uid}");
+    eventually(LONG, || {
+        let slices = get_json(
+            c,
+            &[
+                "endpointslices",
+                "-n",
+                "shop",
+                "-l",
+                "kubernetes.io/service-name=web",
+            ],
+        )?;
+        let items = slices["items"].as_array().cloned().unwrap_or_default();
+        let derived = items.iter().any(|s| {
+            s["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] == "apps"
+                && s["metadata"]["ownerReferences"][0]["uid"] == uid.as_str()
+        });
+        match derived {
+            true => Ok(()),
+            false => Err(format!(
+                "no EndpointSlice of Service shop/web (uid {uid}) with Flux's labels: {items:?}"
+            )),
+        }
+    })?;
+    let metrics = super::lifecycle::admin_get(c, "/metrics")?;
+    let counted =
+        r#"decision="allow",operation="CREATE",reason="derived-object",webhook="validate""#;
+    if !metrics.contains(counted) {
+        return Err(format!(
+            "the endpointslice controller's create was not counted ({counted})"
+        ));
+    }
+    for step in [
+        vec!["create", "serviceaccount", "deployer", "-n", "shop"],
+        vec![
+            "create",
+            "rolebinding",
+            "deployer-edit",
+            "-n",
+            "shop",
+            "--clusterrole=edit",
+            "--serviceaccount=shop:deployer",
+        ],
+    ] {
+        c.kubectl("admin", &step).allowed("the CI account")?;
+    }
+    let forged = |name: &str, kind: &str, uid: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: shop\n  labels:\n    \
+             kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\n  \
+             ownerReferences: [{{apiVersion: v1, kind: {kind}, name: web, uid: {uid}, controller: true}}]\n\
+             data: {{planted: \"yes\"}}\n"
+        )
+    };
+    let create = |manifest: String| {
+        c.kubectl_as_service_account("shop", "deployer", &["create", "-f", "-"], &manifest)
+    };
+    create(forged(
+        "planted",
+        "Service",
+        "00000000-0000-0000-0000-000000000000",
+    ))
+    .denied("a CI token planting Flux's labels under a Service uid that does not exist")?
+    .mentions("is not an object gitops-guard knows with that owner")?;
+    // A reference to a kind the guard keeps no parents of proves nothing.
+    create(forged("planted-2", "Secret", &uid))
+        .denied("a CI token planting Flux's labels under a Secret")?
+        .mentions("may not create")?;
+    let metrics = super::lifecycle::admin_get(c, "/metrics")?;
+    let counted =
+        r#"decision="deny",operation="CREATE",reason="unknown-parent",webhook="validate""#;
+    if !metrics.contains(counted) {
+        return Err(format!("the forged reference was not counted ({counted})"));
+    }
+    Ok(())
+}
+
 pub fn a_persons_edit_is_denied_and_a_break_glass_edit_is_reverted_by_flux(c: &Cluster) -> Outcome {
     let scale = |n: &str| {
         let replicas = format!("--replicas={n}");

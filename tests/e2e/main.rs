@@ -249,6 +249,10 @@ const FLUX: &[(&str, Scenario)] = &[
         flux::a_commit_is_applied_a_removed_object_pruned_and_an_immutable_one_recreated,
     ),
     (
+        "flux_derived_objects_pass_only_with_a_real_parent_of_the_same_owner",
+        flux::derived_objects_pass_only_with_a_real_parent_of_the_same_owner,
+    ),
+    (
         "flux_a_persons_edit_is_denied_and_a_break_glass_edit_is_reverted_by_flux",
         flux::a_persons_edit_is_denied_and_a_break_glass_edit_is_reverted_by_flux,
     ),
