@@ -184,6 +184,13 @@ pub fn changed_protected_key<'p>(
     old: &Metadata<'_>,
     new: &Metadata<'_>,
 ) -> Option<&'p str> {
+    // Most edits leave labels and annotations alone: one comparison of each
+    // map instead of two look-ups per protected key (~15 keys) in each (the
+    // decide-alone profile of a person's denied Deployment edit spent a
+    // quarter of its time in those look-ups).
+    if old.labels == new.labels && old.annotations == new.annotations {
+        return None;
+    }
     protected_keys(policy).find(|key| changed(old, new, key))
 }
 
