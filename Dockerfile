@@ -14,9 +14,12 @@ ENV CARGO_PROFILE_RELEASE_STRIP=debuginfo
 # rebuild them. Every target Cargo.toml declares gets a stub file: the lib and
 # bin (replaced below), the `[[bench]]` in bench/ and the `[[test]]` e2e (kept
 # as stubs: the release binary needs neither, and tests/ is not copied).
+# The workspace's other member (the test kit, a dev-dependency) is loaded
+# with the workspace: its manifest and an empty lib, never built here.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src bench tests/e2e \
- && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+COPY crates/testkit/Cargo.toml ./crates/testkit/
+RUN mkdir -p src bench tests/e2e crates/testkit/src \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs crates/testkit/src/lib.rs \
  && echo 'fn main() {}' > bench/review.rs && echo 'fn main() {}' > tests/e2e/main.rs \
  && cargo build --release --locked --bin gitops-guard \
  && rm -rf src

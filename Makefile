@@ -21,11 +21,12 @@ test:
 	scripts/prerequisites.sh
 	tests/cluster/build.sh
 	tests/cluster/build-flux.sh
-	cargo test --all-targets
+	cargo test --workspace --all-targets
 
 ## test-unit: everything but the end-to-end suite
 test-unit:
-	cargo test --lib --bins $(patsubst tests/%.rs,--test %,$(wildcard tests/*.rs))
+	cargo test --lib --bins --test it
+	cargo test -p gitops-guard-testkit
 
 ## test-e2e: only the end-to-end suite
 test-e2e:
@@ -36,7 +37,7 @@ test-e2e:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 ## bench: every benchmark; each rewrites its figures in bench/RESULTS.md (load also bench/load.svg)
 bench:

@@ -19,9 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-#[allow(dead_code)] // guard_rss_mib is the apiserver bench's
-#[path = "support/cluster.rs"]
-mod cluster;
+use gitops_guard_testkit::bench_cluster as cluster;
 
 use cluster::Env;
 
@@ -154,7 +152,12 @@ fn main() {
             || vec![1000, 10_000, 50_000],
             |list| list.split(',').filter_map(|n| n.parse().ok()).collect(),
         );
-    let result = cluster::up("bench-drift").and_then(|env| {
+    let result = cluster::up(
+        "bench-drift",
+        env!("CARGO_BIN_EXE_gitops-guard"),
+        env!("CARGO_TARGET_TMPDIR"),
+    )
+    .and_then(|env| {
         let measured = latency(&env).and_then(|()| {
             let mut existing = 0;
             objects

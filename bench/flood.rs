@@ -7,16 +7,10 @@
 //!
 //!     cargo bench --bench flood [-- --concurrency 2048 --seconds 10]
 
-#[path = "support/args.rs"]
-mod args;
-#[allow(dead_code)]
-#[path = "support/cluster.rs"]
-mod cluster;
-#[allow(dead_code)]
-#[path = "load/client.rs"]
-mod load;
-#[path = "support/results.rs"]
-mod results_file;
+use gitops_guard_testkit::args;
+use gitops_guard_testkit::bench_cluster as cluster;
+use gitops_guard_testkit::load_client as load;
+use gitops_guard_testkit::results as results_file;
 
 use std::{
     fmt::Write,
@@ -36,9 +30,13 @@ fn main() {
         return; // needs the local control plane: only as a bench
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let concurrency: usize = args::value(&args, "--concurrency", 2048);
-    let seconds: u64 = args::value(&args, "--seconds", 10);
-    let env = match cluster::up("bench-flood") {
+    let concurrency: usize = args::value_or_exit(&args, "--concurrency", 2048);
+    let seconds: u64 = args::value_or_exit(&args, "--seconds", 10);
+    let env = match cluster::up(
+        "bench-flood",
+        env!("CARGO_BIN_EXE_gitops-guard"),
+        env!("CARGO_TARGET_TMPDIR"),
+    ) {
         Ok(env) => env,
         Err(e) => {
             eprintln!("bench flood: {e}");

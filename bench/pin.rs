@@ -1,5 +1,5 @@
 //! The mutating path, against a real registry (Debian's docker-registry,
-//! started here through tests/support/registry.rs):
+//! started here through crates/testkit/src/registry.rs):
 //!
 //! 1. cache hit: decode + plan + cached digests + patch + encode, on a
 //!    10 KB Deployment CREATE review (the goal names p99 under 50 µs);
@@ -11,8 +11,7 @@
 //!
 //!     cargo bench --bench pin
 
-#[path = "../tests/support/registry.rs"]
-mod registry;
+use gitops_guard_testkit::registry;
 
 use std::{
     collections::BTreeMap,

@@ -18,8 +18,7 @@ use gitops_guard::{
 };
 use serde_json::{Value, json};
 
-#[path = "support/reviews.rs"]
-mod reviews;
+use gitops_guard_testkit::reviews;
 
 use reviews::{alice, deployment, metadata};
 

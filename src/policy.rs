@@ -309,5 +309,4 @@ impl Policy {
 }
 
 #[cfg(test)]
-#[path = "policy_tests.rs"]
 mod tests;

@@ -9,17 +9,12 @@
 //!
 //!     cargo bench --bench apiserver [-- --requests 5000 --concurrency 16]
 
-#[path = "../support/args.rs"]
-mod args;
-#[allow(dead_code)] // `script` is the drift bench's
-#[path = "../support/cluster.rs"]
-mod cluster;
+use gitops_guard_testkit::args;
+use gitops_guard_testkit::bench_cluster as cluster;
 mod metrics;
 mod null;
-#[path = "../support/results.rs"]
-mod results_file;
-#[path = "../support/tls_server.rs"]
-mod tls_server;
+use gitops_guard_testkit::results as results_file;
+use gitops_guard_testkit::tls_server;
 mod workload;
 
 use std::{fmt::Write, time::Duration};
@@ -102,21 +97,33 @@ struct Row {
     server: metrics::Delta,
 }
 
+/// `--concurrency 4,16`: every level must parse.
+struct Levels(Vec<usize>);
+
+impl std::str::FromStr for Levels {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        list.split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(Levels)
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if !args.iter().any(|a| a == "--bench") {
         return; // needs the local control plane: only as a bench
     }
-    let requests: usize = args::value(&args, "--requests", 5000);
-    let concurrency: Vec<usize> = args
-        .iter()
-        .position(|a| a == "--concurrency")
-        .and_then(|i| args.get(i + 1))
-        .map_or_else(
-            || vec![4, 16],
-            |l| l.split(',').filter_map(|n| n.parse().ok()).collect(),
-        );
-    let result = cluster::up("bench-apiserver").and_then(|env| {
+    let requests: usize = args::value_or_exit(&args, "--requests", 5000);
+    let concurrency = args::value_or_exit(&args, "--concurrency", Levels(vec![4, 16])).0;
+    let result = cluster::up(
+        "bench-apiserver",
+        env!("CARGO_BIN_EXE_gitops-guard"),
+        env!("CARGO_TARGET_TMPDIR"),
+    )
+    .and_then(|env| {
         let rows = measure(&env, requests, &concurrency);
         env.down();
         rows.and_then(|(rows, rss)| write(&rows, &rss, requests))

@@ -7,20 +7,10 @@
 //!
 //!     cargo bench --bench load [-- --seconds 5 --concurrency 32 --rate 20000]
 
-#[path = "../support/args.rs"]
-mod args;
-#[path = "../../tests/support/registry.rs"]
-mod registry;
-#[allow(dead_code)]
-#[path = "../support/reviews.rs"]
-mod reviews;
+use gitops_guard_testkit::{
+    args, load_client as client, registry, results as results_file, reviews, tls_server,
+};
 
-#[path = "../support/results.rs"]
-mod results_file;
-#[path = "../support/tls_server.rs"]
-mod tls_server;
-
-mod client;
 mod plot;
 mod results;
 
@@ -69,9 +59,9 @@ fn main() {
         return; // `cargo test --all-targets` runs benches without --bench.
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let seconds: u64 = args::value(&args, "--seconds", 5);
-    let concurrency: usize = args::value(&args, "--concurrency", 32);
-    let rate: u64 = args::value(&args, "--rate", 20_000);
+    let seconds: u64 = args::value_or_exit(&args, "--seconds", 5);
+    let concurrency: usize = args::value_or_exit(&args, "--concurrency", 32);
+    let rate: u64 = args::value_or_exit(&args, "--rate", 20_000);
     // One worker thread for the servers, one for the client: on two cores
     // each gets about one, and the ratio to the null webhook is the ratio of
     // per-review CPU rather than of who won the scheduler.

@@ -47,5 +47,4 @@ pub fn detect(record: &Record, reconcilers: &[String], system: &[String]) -> Opt
 }
 
 #[cfg(test)]
-#[path = "detect_tests.rs"]
 mod tests;

@@ -251,9 +251,7 @@ impl DriftWatch {
     }
 }
 
-#[path = "watch_describe.rs"]
 mod describe;
 
-#[path = "watch_run.rs"]
 mod run;
 pub use run::spawn;

@@ -189,5 +189,4 @@ fn lost(key: &CacheKey) -> ResolveError {
 }
 
 #[cfg(test)]
-#[path = "cache_tests.rs"]
 mod tests;

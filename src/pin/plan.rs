@@ -241,5 +241,4 @@ pub fn unpinned_denial(wanted: &[Wanted<'_>]) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

@@ -308,5 +308,4 @@ fn glob_label(pattern: &[u8], label: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-#[path = "pullsecret_tests.rs"]
 mod tests;

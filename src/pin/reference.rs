@@ -316,5 +316,4 @@ fn check_digest(reference: &str, digest: &str) -> Result<(), ReferenceError> {
 }
 
 #[cfg(test)]
-#[path = "reference_tests.rs"]
 mod tests;

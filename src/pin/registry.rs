@@ -149,7 +149,6 @@ impl RegistryClient {
     }
 }
 
-#[path = "registry_flow.rs"]
 mod flow;
 
 /// `sha256:<64 hex>` or `sha512:<128 hex>`, lowercase, as a digest must be

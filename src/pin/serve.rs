@@ -195,6 +195,5 @@ fn pull_context<'r>(req: &'r PinRequest<'r>) -> (Vec<&'r str>, Option<&'r str>) 
     (secrets, account)
 }
 
-#[path = "serve_handlers.rs"]
 mod handlers;
 use handlers::{mutate, validate_images};

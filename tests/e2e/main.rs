@@ -13,13 +13,10 @@ mod cluster;
 mod drift;
 mod flux;
 mod lifecycle;
-#[path = "../../bench/load/client.rs"]
-#[allow(dead_code)]
-mod load_client;
+use gitops_guard_testkit::load_client;
 mod namespaces;
 mod pinning;
-#[path = "../support/registry.rs"]
-mod registry;
+use gitops_guard_testkit::registry;
 mod resilience;
 mod rolling;
 mod tenancy;

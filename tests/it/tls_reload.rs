@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
 
-#[path = "support/secret_volume.rs"]
-mod secret_volume;
+use gitops_guard_testkit::secret_volume;
 use secret_volume::SecretVolume;
 use std::path::Path;
 use std::sync::Arc;

@@ -4,11 +4,7 @@
 //! hundreds of idle connections do not keep a review from being answered;
 //! past `--max-connections` a new connection is closed at once and counted.
 
-#[allow(dead_code)]
-mod common;
-#[allow(dead_code)]
-#[path = "support/tls_peer.rs"]
-mod peer;
+use gitops_guard_testkit::tls_peer as peer;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,3 +1,5 @@
+//! Drift detection, one sentence a case.
+
 use std::sync::Arc;
 
 use rstest::rstest;

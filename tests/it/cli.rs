@@ -351,6 +351,19 @@ fn the_dockerfile_builds_locked_and_runs_as_the_deployments_non_root_user() {
     for line in &builds {
         assert!(line.contains("--locked"), "not --locked: {line}");
     }
+    // Cargo loads the whole workspace even to build one binary: every other
+    // member's manifest must be in the dependency layer.
+    let manifest: toml_members::Members = read("Cargo.toml")
+        .parse()
+        .unwrap_or_else(|e| panic!("Cargo.toml: {e}"));
+    assert!(manifest.0.len() > 1, "a workspace of one? {:?}", manifest.0);
+    for member in manifest.0.iter().filter(|m| *m != ".") {
+        let copied = format!("COPY {member}/Cargo.toml");
+        assert!(
+            dockerfile.contains(&copied),
+            "the Dockerfile does not {copied}"
+        );
+    }
     let last_stage = dockerfile.rsplit("\nFROM ").next().unwrap_or_default();
     let user = last_stage
         .lines()
@@ -364,4 +377,26 @@ fn the_dockerfile_builds_locked_and_runs_as_the_deployments_non_root_user() {
             && deployment.contains("runAsNonRoot: true"),
         "manifests/deployment.yaml does not run as {uid}"
     );
+}
+
+/// The `[workspace] members` of a Cargo.toml, read without a TOML parser:
+/// the list is one line.
+mod toml_members {
+    pub struct Members(pub Vec<String>);
+
+    impl std::str::FromStr for Members {
+        type Err = String;
+
+        fn from_str(text: &str) -> Result<Self, String> {
+            let line = text
+                .lines()
+                .find_map(|l| l.strip_prefix("members = ["))
+                .ok_or("no workspace members line")?;
+            let list = line.trim_end().trim_end_matches(']');
+            let members = list
+                .split(',')
+                .map(|m| m.trim().trim_matches('"').to_owned());
+            Ok(Members(members.filter(|m| !m.is_empty()).collect()))
+        }
+    }
 }

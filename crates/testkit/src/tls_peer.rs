@@ -53,7 +53,7 @@ pub async fn serve_limited(max_connections: usize) -> Server {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let (app, _) = crate::common::app_with_timeout(ClusterView::synced(), REQUEST_TIMEOUT);
+    let (app, _) = crate::router_over(ClusterView::synced(), REQUEST_TIMEOUT);
     let registry = Registry::new();
     let limit = tls::ConnectionLimit::new(max_connections, &registry).unwrap();
     let server = tls::server(

@@ -17,8 +17,7 @@ use prometheus::Registry;
 use rstest::rstest;
 use serde_json::Value;
 
-mod common;
-use common::{app, post};
+use crate::common::{app, post};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

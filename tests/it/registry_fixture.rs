@@ -1,7 +1,6 @@
 //! The test registry fixture itself: a real registry, real pushes.
 
-#[path = "support/registry.rs"]
-mod registry;
+use gitops_guard_testkit::registry;
 
 use registry::Registry;
 

@@ -1,10 +1,8 @@
 //! Bad input: each gets a clear error, is counted, never panics and never
 //! turns into an allow.
 
-mod common;
-
+use crate::common::{app, post};
 use axum::http::StatusCode;
-use common::{app, post};
 use gitops_guard::cluster::view::ClusterView;
 use prometheus::Registry;
 use rstest::rstest;

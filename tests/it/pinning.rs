@@ -1,10 +1,9 @@
 //! The mutating webhook through its real router against a real registry
-//! (Debian's docker-registry, tests/support/registry.rs): resolution, auth,
+//! (Debian's docker-registry, crates/testkit/src/registry.rs): resolution, auth,
 //! failure modes in `pin` and `require`, and single-flight counted at the
 //! registry.
 
-#[path = "support/registry.rs"]
-mod registry;
+use gitops_guard_testkit::registry;
 
 use std::{
     collections::BTreeMap,
@@ -132,5 +131,4 @@ fn patch_of(answer: &Value) -> Vec<Value> {
     serde_json::from_slice(&bytes).unwrap_or_default()
 }
 
-#[path = "pinning/cases.rs"]
 mod cases;

@@ -4,11 +4,7 @@
 //! HTTP/1.1 and HTTP/2 alike. Before, hyper's header timeout closed idle
 //! keep-alive connections after seconds, racing clients that reused them.
 
-#[allow(dead_code)]
-mod common;
-#[allow(dead_code)]
-#[path = "support/tls_peer.rs"]
-mod peer;
+use gitops_guard_testkit::tls_peer as peer;
 
 use std::io::Write;
 use std::time::Instant;

@@ -1,3 +1,5 @@
+//! Pin planning: which image fields a review pins, and the patch.
+
 use serde_json::{Value, json};
 
 use super::*;

@@ -1,3 +1,5 @@
+//! Image references by the distribution grammar.
+
 use rstest::rstest;
 
 use super::*;

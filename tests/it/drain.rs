@@ -3,11 +3,7 @@
 //! closes each such connection after that answer, so no client is left
 //! holding a connection the server will close under its next review.
 
-#[allow(dead_code)]
-mod common;
-#[allow(dead_code)]
-#[path = "support/tls_peer.rs"]
-mod peer;
+use gitops_guard_testkit::tls_peer as peer;
 
 use std::net::TcpStream;
 use std::time::Instant;
@@ -23,7 +19,7 @@ use peer::{PINNED, REVIEW, blocking, read_until_closed, review};
 use tower::ServiceExt;
 
 async fn serve(drain: Drain) -> std::net::SocketAddr {
-    let (app, _) = common::app(ClusterView::synced());
+    let (app, _) = crate::common::app(ClusterView::synced());
     let app = drain::layer(app, drain);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -58,7 +54,7 @@ async fn a_keep_alive_connection_is_closed_after_the_first_answer_once_draining(
 async fn an_http2_answer_never_carries_a_connection_header() {
     let drain = Drain::default();
     drain.start();
-    let (app, _) = common::app(ClusterView::synced());
+    let (app, _) = crate::common::app(ClusterView::synced());
     let request = Request::post("/validate")
         .version(Version::HTTP_2)
         .header("content-type", "application/json")

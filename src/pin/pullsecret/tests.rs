@@ -1,3 +1,5 @@
+//! Pull secrets: formats, matching, and errors that lose nothing.
+
 use rstest::rstest;
 
 use super::*;

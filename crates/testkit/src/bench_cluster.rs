@@ -8,6 +8,8 @@ use std::{
 pub struct Env {
     pub root: PathBuf,
     pub run: PathBuf,
+    /// The bench's own build of the guard (`CARGO_BIN_EXE_gitops-guard`).
+    pub guard_bin: PathBuf,
 }
 
 impl Env {
@@ -50,7 +52,7 @@ impl Env {
         Command::new(self.root.join("scripts").join(name))
             .arg(action)
             .arg(&self.run)
-            .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
+            .env("GG_GUARD_BIN", &self.guard_bin)
             .status()
             .is_ok_and(|s| s.success())
     }
@@ -91,16 +93,22 @@ impl Env {
     }
 }
 
-/// Starts the control plane, guard, registries and Alertmanager in `run`.
-pub fn up(name: &str) -> Result<Env, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let run = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+/// Starts the control plane, guard, registries and Alertmanager in
+/// `tmp/name`, running `guard_bin` (a bench passes its
+/// `env!("CARGO_BIN_EXE_gitops-guard")` and `env!("CARGO_TARGET_TMPDIR")`).
+pub fn up(name: &str, guard_bin: &str, tmp: &str) -> Result<Env, String> {
+    let root = crate::repo_root();
+    let run = Path::new(tmp).join(name);
     let up = Command::new(root.join("scripts/up.sh"))
         .arg(&run)
-        .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
+        .env("GG_GUARD_BIN", guard_bin)
         .stdout(Stdio::null())
         .status();
-    let env = Env { root, run };
+    let env = Env {
+        root,
+        run,
+        guard_bin: PathBuf::from(guard_bin),
+    };
     if up.is_ok_and(|s| s.success()) {
         Ok(env)
     } else {

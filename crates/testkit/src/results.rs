@@ -1,11 +1,9 @@
 //! Rewriting one bench's section of bench/RESULTS.md, between its markers.
 
-use std::path::Path;
-
 /// Replaces the text between `begin` and `end` (markers included) with
 /// `section`, or appends it under `heading` the first time.
 pub fn write_section(begin: &str, end: &str, heading: &str, section: &str) -> Result<(), String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md");
+    let path = crate::repo_root().join("bench/RESULTS.md");
     let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
     let updated = match (text.find(begin), text.find(end)) {
         (Some(b), Some(e)) if b < e => {

@@ -1,8 +1,7 @@
 //! `gitops-guard check --mutate`: the patch printed offline from a digests
 //! file, and online against a real registry with --resolve.
 
-#[path = "support/registry.rs"]
-mod registry;
+use gitops_guard_testkit::registry;
 
 use std::{path::PathBuf, process::Output};
 

@@ -1,21 +1,13 @@
-//! Helpers shared by the router-level test binaries.
+//! Helpers shared by the router-level tests.
 
-use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::time::Duration;
 
 use axum::{
     Router,
     body::{Body, to_bytes},
     http::{Request, StatusCode},
 };
-use gitops_guard::{
-    cluster::view::ClusterView,
-    metrics::AdmissionMetrics,
-    policy::Policy,
-    server::{Guard, router},
-};
+use gitops_guard::cluster::view::ClusterView;
 use prometheus::Registry;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -27,17 +19,7 @@ pub fn app(view: ClusterView) -> (Router, Registry) {
 
 /// [`app`] with another request deadline.
 pub fn app_with_timeout(view: ClusterView, request_timeout: Duration) -> (Router, Registry) {
-    let registry = Registry::new();
-    let metrics = AdmissionMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
-    let guard = Guard {
-        policy: Arc::new(Policy::default()),
-        view: Arc::new(RwLock::new(view)),
-        metrics,
-        journal: Default::default(),
-        view_ready: tokio::sync::watch::channel(true).1,
-        view_changed: Default::default(),
-    };
-    (router(guard, request_timeout), registry)
+    gitops_guard_testkit::router_over(view, request_timeout)
 }
 
 /// POSTs a body to `/validate`; returns the status and the JSON answer.

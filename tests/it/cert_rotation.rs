@@ -4,10 +4,7 @@
 //! certs/README.md says. Not one handshake or review may fail, and each new
 //! certificate must be served within 5 s of the files changing.
 
-#[allow(dead_code)]
-mod common;
-#[path = "support/secret_volume.rs"]
-mod secret_volume;
+use gitops_guard_testkit::secret_volume;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -206,7 +203,7 @@ async fn the_leaf_and_then_the_ca_rotate_under_load_without_one_failed_review() 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let (app, _) = common::app(ClusterView::synced());
+    let (app, _) = crate::common::app(ClusterView::synced());
     tokio::spawn(
         tls::server(
             listener,

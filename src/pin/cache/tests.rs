@@ -1,3 +1,5 @@
+//! The digest cache: TTLs, negative entries, one registry call per image.
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;

@@ -2,8 +2,7 @@
 //! `docker-registry` (CNCF distribution 2.8) on 127.0.0.1, started and stopped
 //! here, with images pushed through its own HTTP API by `curl`.
 //!
-//! Included by path from test binaries and benches; synchronous std only.
-#![allow(dead_code)]
+//! Synchronous std only.
 
 use std::{
     net::TcpListener,
