@@ -24,11 +24,14 @@ pub struct Readiness {
     pub listener_bound: AtomicBool,
     pub view_synced: AtomicBool,
     pub draining: Drain,
+    /// A supervised background task that stopped (`tasks`): the process is
+    /// on its way out, and must not look ready meanwhile.
+    pub stopped_task: std::sync::OnceLock<&'static str>,
 }
 
 impl Readiness {
     /// What is still missing, or empty when ready.
-    pub fn missing(&self) -> Vec<&'static str> {
+    pub fn missing(&self) -> Vec<String> {
         let facts = [
             (&self.certificate_loaded, "certificate not loaded"),
             (&self.listener_bound, "webhook listener not bound"),
@@ -37,8 +40,17 @@ impl Readiness {
         facts
             .iter()
             .filter(|(f, _)| !f.load(Ordering::Acquire))
-            .map(|(_, why)| *why)
-            .chain(self.draining.is_draining().then_some("shutting down"))
+            .map(|(_, why)| (*why).to_owned())
+            .chain(
+                self.draining
+                    .is_draining()
+                    .then(|| "shutting down".to_owned()),
+            )
+            .chain(
+                self.stopped_task
+                    .get()
+                    .map(|task| format!("background task {task} stopped")),
+            )
             .collect()
     }
 }

@@ -20,6 +20,7 @@ use crate::{
     },
     policy::Policy,
     server::{self, Guard},
+    tasks::Tasks,
     tenancy::{self, metrics::TenancyMetrics, watch::TenancyWatch},
     tls::{self, CertWatcher, TlsMetrics},
 };
@@ -41,14 +42,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cert_reload_interval,
         shutdown_delay,
         shutdown_grace,
-        alertmanager_urls,
-        alertmanager_bearer_token_file,
-        alertmanager_ca_file,
-        cluster_name,
-        webhook_configuration,
-        leader_election,
-        lease_namespace,
-        lease_name,
+        drift: settings,
     } = args;
     let policy = Arc::new(match policy {
         Some(path) => Policy::load(&path)?,
@@ -58,10 +52,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let loaded = tls::load(&tls_cert, &tls_key)?;
     let registry = Registry::new();
     let readiness = Arc::new(Readiness::default());
+    let (tasks, mut exits) = Tasks::new(&registry)?;
     let rustls = RustlsConfig::from_config(loaded.config.clone());
-    CertWatcher::new(&loaded, rustls.clone(), TlsMetrics::new(&registry)?)
-        .with_interval(cert_reload_interval)
-        .spawn();
+    let certificates = CertWatcher::new(&loaded, rustls.clone(), TlsMetrics::new(&registry)?)
+        .with_interval(cert_reload_interval);
+    tasks.spawn("certificate-watcher", certificates.run());
     readiness.certificate_loaded.store(true, Ordering::Release);
 
     let view = Arc::new(RwLock::new(ClusterView::default()));
@@ -80,6 +75,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         view.clone(),
         on_synced,
         view_changed.clone(),
+        &tasks,
     )
     .await;
     let drift_client = client.clone();
@@ -94,16 +90,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &registry,
     )?;
     let journal = Arc::new(Journal::default());
-    let settings = drift::Settings {
-        alertmanager_urls,
-        alertmanager_bearer_token_file,
-        alertmanager_ca_file,
-        cluster_name,
-        webhook_configuration,
-        leader_election,
-        lease_namespace,
-        lease_name,
-    };
     let cluster = settings.cluster_name.clone();
     let alerts = drift::start(
         drift_client.clone(),
@@ -112,16 +98,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         journal.clone(),
         settings,
         &registry,
+        &tasks,
     )?;
-    tenancy::watch::spawn(TenancyWatch {
-        client: drift_client,
-        policy: policy.clone(),
-        view: view.clone(),
-        view_ready: view_ready.clone(),
-        alerts,
-        metrics: TenancyMetrics::new(&registry)?,
-        cluster,
-    });
+    tenancy::watch::spawn(
+        TenancyWatch {
+            client: drift_client,
+            policy: policy.clone(),
+            view: view.clone(),
+            view_ready: view_ready.clone(),
+            alerts,
+            metrics: TenancyMetrics::new(&registry)?,
+            cluster,
+        },
+        &tasks,
+    );
     let guard = Guard {
         policy,
         view,
@@ -162,7 +152,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
     });
 
-    shutdown_signal().await;
+    let stopped = tokio::select! {
+        () = shutdown_signal() => None,
+        exit = exits.next() => Some(exit),
+    };
+    if let Some(exit) = &stopped {
+        // Not ready at once; then the same drain as a SIGTERM, and an error
+        // exit so the kubelet restarts the Pod.
+        let _ = readiness.stopped_task.set(exit.task);
+    }
+    tasks.shutdown();
     tracing::info!(delay = ?shutdown_delay, grace = ?shutdown_grace, "shutting down: draining in-flight reviews");
     readiness.draining.start();
     tokio::time::sleep(shutdown_delay).await;
@@ -171,7 +170,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = admin_stop.send(());
     admin.await??;
     tracing::info!("stopped");
-    Ok(())
+    match stopped {
+        Some(exit) => Err(anyhow::anyhow!("{exit}")),
+        None => Ok(()),
+    }
 }
 
 pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {

@@ -86,30 +86,10 @@ pub struct DriftArgs {
     pub output: Output,
 }
 
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Webhook HTTPS address.
-    #[arg(long, env = "GITOPS_GUARD_LISTEN", default_value = "0.0.0.0:8443")]
-    pub listen: SocketAddr,
-    /// Admin HTTP address (/healthz, /readyz, /metrics).
-    #[arg(
-        long,
-        env = "GITOPS_GUARD_ADMIN_LISTEN",
-        default_value = "0.0.0.0:9090"
-    )]
-    pub admin_listen: SocketAddr,
-    /// PEM certificate chain served to the apiserver.
-    #[arg(long, env = "GITOPS_GUARD_TLS_CERT")]
-    pub tls_cert: PathBuf,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "GITOPS_GUARD_TLS_KEY")]
-    pub tls_key: PathBuf,
-    /// Policy file (YAML); the embedded defaults apply without one.
-    #[arg(long, env = "GITOPS_GUARD_POLICY")]
-    pub policy: Option<PathBuf>,
-    /// kubeconfig to watch the cluster with; in-cluster config otherwise.
-    #[arg(long, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
+/// The drift side of `serve`: Alertmanager, the alerts' cluster label, the
+/// watched webhook registration and the sender's Lease.
+#[derive(Debug, Clone, Args)]
+pub struct DriftServeArgs {
     /// Alertmanager to send drift alerts to (repeatable); none: no alerts.
     #[arg(
         long = "alertmanager-url",
@@ -148,6 +128,35 @@ pub struct ServeArgs {
         default_value = "gitops-guard-drift"
     )]
     pub lease_name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Webhook HTTPS address.
+    #[arg(long, env = "GITOPS_GUARD_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Admin HTTP address (/healthz, /readyz, /metrics).
+    #[arg(
+        long,
+        env = "GITOPS_GUARD_ADMIN_LISTEN",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub admin_listen: SocketAddr,
+    /// PEM certificate chain served to the apiserver.
+    #[arg(long, env = "GITOPS_GUARD_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "GITOPS_GUARD_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// Policy file (YAML); the embedded defaults apply without one.
+    #[arg(long, env = "GITOPS_GUARD_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// kubeconfig to watch the cluster with; in-cluster config otherwise.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where drift alerts go and who sends them.
+    #[command(flatten)]
+    pub drift: DriftServeArgs,
     /// Deadline for one review; keep it below the webhook's timeoutSeconds.
     #[arg(long, env = "GITOPS_GUARD_REQUEST_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
     pub request_timeout: Duration,

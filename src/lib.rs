@@ -21,6 +21,7 @@ pub mod pin;
 pub mod policy;
 pub mod server;
 pub mod table;
+pub mod tasks;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tls;

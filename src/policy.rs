@@ -109,6 +109,46 @@ pub struct Owners {
     pub custom: Vec<CustomMarker>,
 }
 
+/// What the policy says about one kind of owner: who reconciles it, and
+/// the field managers its reconciler writes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerPolicy<'p> {
+    pub reconcilers: &'p [String],
+    /// A second signal only, never a credential.
+    pub field_managers: &'p [String],
+}
+
+impl Owners {
+    /// The one place an owner kind is looked up in the policy.
+    pub fn get(&self, kind: crate::guard::ownership::OwnerKind) -> OwnerPolicy<'_> {
+        use crate::guard::ownership::OwnerKind;
+        let (reconcilers, field_managers) = match kind {
+            OwnerKind::Kustomization => (
+                &self.kustomization.reconcilers,
+                &self.kustomization.field_managers,
+            ),
+            OwnerKind::HelmRelease => (
+                &self.helm_release.reconcilers,
+                &self.helm_release.field_managers,
+            ),
+            OwnerKind::ArgoApplication => (&self.argo_cd.reconcilers, &self.argo_cd.field_managers),
+            OwnerKind::Custom(i) => match self.custom.get(i) {
+                Some(c) => (&c.reconcilers, &c.field_managers),
+                None => {
+                    return OwnerPolicy {
+                        reconcilers: &[],
+                        field_managers: &[],
+                    };
+                }
+            },
+        };
+        OwnerPolicy {
+            reconcilers,
+            field_managers,
+        }
+    }
+}
+
 /// Who reconciles one kind of owner.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -114,6 +114,7 @@ pub async fn spawn(
     view: Shared,
     on_synced: Arc<dyn Fn() + Send + Sync>,
     changed: Arc<Notify>,
+    supervised: &crate::tasks::Tasks,
 ) {
     let mut tasks: Tasks = Vec::new();
     let gate = SyncGate {
@@ -243,7 +244,7 @@ pub async fn spawn(
 
     gate.pending.store(tasks.len(), Ordering::Release);
     for task in tasks {
-        tokio::spawn(task);
+        supervised.spawn("reflector", task);
     }
 }
 

@@ -21,14 +21,14 @@ pub struct EventJob {
 pub type EventSender = mpsc::Sender<EventJob>;
 
 /// Starts the publisher and returns where to send events.
-pub fn spawn(client: Client) -> EventSender {
+pub fn spawn(client: Client, tasks: &crate::tasks::Tasks) -> EventSender {
     let (tx, mut rx) = mpsc::channel::<EventJob>(1024);
     let reporter = Reporter {
         controller: "gitops-guard".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
     let recorder = Recorder::new(client, reporter);
-    tokio::spawn(async move {
+    tasks.spawn("event-publisher", async move {
         while let Some(job) = rx.recv().await {
             let event = Event {
                 type_: if job.warning {

@@ -41,18 +41,6 @@ impl Markers for Meta<'_> {
     }
 }
 
-/// The field managers of the reconciler of an owner kind.
-pub fn reconciler_managers(policy: &Policy, kind: crate::guard::ownership::OwnerKind) -> &[String] {
-    use crate::guard::ownership::OwnerKind;
-    let owners = &policy.owners;
-    match kind {
-        OwnerKind::Kustomization => &owners.kustomization.field_managers,
-        OwnerKind::HelmRelease => &owners.helm_release.field_managers,
-        OwnerKind::ArgoApplication => &owners.argo_cd.field_managers,
-        OwnerKind::Custom(i) => owners.custom.get(i).map_or(&[], |c| &c.field_managers),
-    }
-}
-
 /// The record of an owned object; None when nothing claims it.
 pub fn record(policy: &Policy, meta: &ObjectMeta) -> Option<Record> {
     let owner = owner_of(policy, &Meta(meta))?;

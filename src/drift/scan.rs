@@ -7,11 +7,7 @@ use kube::{
 };
 use serde::Serialize;
 
-use super::{
-    detect::detect,
-    record::{reconciler_managers, record},
-    watch::owner_kind_label,
-};
+use super::{detect::detect, record::record};
 use crate::{
     guard::ownership::{HELM_NAME, KUSTOMIZE_NAME},
     policy::Policy,
@@ -56,7 +52,7 @@ pub async fn scan(client: Client, policy: &Policy) -> anyhow::Result<Vec<Row>> {
                 let Some(r) = record(policy, &item.metadata) else {
                     continue;
                 };
-                let reconcilers = reconciler_managers(policy, r.owner.kind);
+                let reconcilers = policy.owners.get(r.owner.kind).field_managers;
                 let Some(d) = detect(&r, reconcilers, &policy.drift.system_managers) else {
                     continue;
                 };
@@ -66,7 +62,7 @@ pub async fn scan(client: Client, policy: &Policy) -> anyhow::Result<Vec<Row>> {
                     name: item.metadata.name.clone().unwrap_or_default(),
                     owner: format!(
                         "{} {}/{}",
-                        owner_kind_label(r.owner.kind),
+                        r.owner.kind.object_kind(),
                         r.owner.namespace,
                         r.owner.name
                     ),

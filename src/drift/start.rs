@@ -16,16 +16,7 @@ use super::{
 use crate::{cluster::view::ClusterView, policy::Policy};
 
 /// The `serve` flags the drift side reads.
-pub struct Settings {
-    pub alertmanager_urls: Vec<reqwest::Url>,
-    pub alertmanager_bearer_token_file: Option<std::path::PathBuf>,
-    pub alertmanager_ca_file: Option<std::path::PathBuf>,
-    pub cluster_name: String,
-    pub webhook_configuration: String,
-    pub leader_election: bool,
-    pub lease_namespace: String,
-    pub lease_name: String,
-}
+pub type Settings = crate::config::DriftServeArgs;
 
 /// How long a break-glass use stays visible in Alertmanager.
 const BREAK_GLASS_HOLD: std::time::Duration = std::time::Duration::from_secs(15 * 60);
@@ -103,6 +94,7 @@ pub fn start(
     journal: Arc<Journal>,
     settings: Settings,
     registry: &Registry,
+    tasks: &crate::tasks::Tasks,
 ) -> anyhow::Result<Arc<Alerts>> {
     let leadership = if settings.leader_election {
         Leadership::default()
@@ -132,11 +124,14 @@ pub fn start(
             identity,
         );
         let wake = alerts.clone();
-        tokio::spawn(election.run(leadership, gauge, move || wake.wake()));
+        tasks.spawn(
+            "leader-election",
+            election.run(leadership, gauge, move || wake.wake()),
+        );
     } else {
         gauge.set(1);
     }
-    tokio::spawn(alerts.clone().run());
+    tasks.spawn("alert-sender", alerts.clone().run());
     let (announcer, cluster) = (alerts.clone(), settings.cluster_name.clone());
     journal.observe(Box::new(move |key, entry| {
         let alert = match entry.admission {
@@ -151,6 +146,7 @@ pub fn start(
         alerts.clone(),
         settings.webhook_configuration,
         settings.cluster_name.clone(),
+        tasks,
     );
     let drift = DriftWatch::new(
         policy.clone(),
@@ -159,8 +155,8 @@ pub fn start(
         alerts.clone(),
         DriftMetrics::new(registry)?,
         settings.cluster_name,
-        Some(events::spawn(client.clone())),
+        Some(events::spawn(client.clone(), tasks)),
     );
-    watch::spawn(client, Arc::new(drift));
+    watch::spawn(client, Arc::new(drift), tasks);
     Ok(alerts)
 }

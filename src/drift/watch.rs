@@ -23,7 +23,7 @@ use super::{
     detect::{Drift, detect},
     events::{EventJob, EventSender},
     journal::Journal,
-    record::{Record, managers as record_managers, reconciler_managers, record},
+    record::{Record, managers as record_managers, record},
     settings::WatchedKind,
 };
 use crate::{
@@ -31,7 +31,7 @@ use crate::{
     guard::{
         decide::mode_of,
         message::where_in_git,
-        ownership::{ARGO_TRACKING_ID, HELM_NAME, KUSTOMIZE_NAME, OwnerKind},
+        ownership::{ARGO_TRACKING_ID, HELM_NAME, KUSTOMIZE_NAME},
     },
     policy::{Mode, Policy},
 };
@@ -50,15 +50,6 @@ pub struct DriftWatch {
     pending: std::sync::atomic::AtomicUsize,
     /// Drifted objects: key -> (kind, owner kind label, reference).
     drifted: Mutex<HashMap<String, (String, &'static str, ObjectReference)>>,
-}
-
-pub fn owner_kind_label(kind: OwnerKind) -> &'static str {
-    match kind {
-        OwnerKind::Kustomization => "Kustomization",
-        OwnerKind::HelmRelease => "HelmRelease",
-        OwnerKind::ArgoApplication => "Application",
-        OwnerKind::Custom(_) => "custom",
-    }
 }
 
 fn object_reference(
@@ -136,7 +127,7 @@ impl DriftWatch {
         let name = meta.metadata.name.as_deref().unwrap_or("");
         let key = key(kind, ns, name);
         let found = record(&self.policy, &meta.metadata).and_then(|r| {
-            let reconcilers = reconciler_managers(&self.policy, r.owner.kind);
+            let reconcilers = self.policy.owners.get(r.owner.kind).field_managers;
             detect(&r, reconcilers, &self.policy.drift.system_managers).map(|d| (r, d))
         });
         match found {
@@ -160,7 +151,7 @@ impl DriftWatch {
         r: &Record,
         d: &Drift,
     ) {
-        let owner_kind = owner_kind_label(r.owner.kind);
+        let owner_kind = r.owner.kind.object_kind();
         let ns = reference.namespace.clone().unwrap_or_default();
         let name = reference.name.clone().unwrap_or_default();
         let fresh = self
@@ -200,7 +191,7 @@ impl DriftWatch {
         let Some(was) = record(&self.policy, &prior.metadata) else {
             return;
         };
-        let reconcilers = reconciler_managers(&self.policy, was.owner.kind);
+        let reconcilers = self.policy.owners.get(was.owner.kind).field_managers;
         let system = &self.policy.drift.system_managers;
         let latest = record_managers(&now.metadata)
             .into_iter()

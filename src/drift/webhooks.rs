@@ -59,16 +59,18 @@ fn annotations(kind: &str, name: &str, change: &str) -> Labels {
     [("summary".to_owned(), summary)].into_iter().collect()
 }
 
-pub fn spawn(client: Client, alerts: Arc<Alerts>, name: String, cluster: String) {
+pub fn spawn(
+    client: Client,
+    alerts: Arc<Alerts>,
+    name: String,
+    cluster: String,
+    tasks: &crate::tasks::Tasks,
+) {
     let validating = Api::<ValidatingWebhookConfiguration>::all(client.clone());
     let mutating = Api::<MutatingWebhookConfiguration>::all(client);
-    tokio::spawn(run(
-        validating,
-        alerts.clone(),
-        name.clone(),
-        cluster.clone(),
-    ));
-    tokio::spawn(run(mutating, alerts, name, cluster));
+    let watch_validating = run(validating, alerts.clone(), name.clone(), cluster.clone());
+    tasks.spawn("webhook-watch", watch_validating);
+    tasks.spawn("webhook-watch", run(mutating, alerts, name, cluster));
 }
 
 async fn run<K>(api: Api<K>, alerts: Arc<Alerts>, name: String, cluster: String)

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::{
     actors, compat,
-    identity::{field_managers, reconcilers, service_account},
+    identity::{reconcilers, service_account},
     message::{self, Subject},
     ownership::{Owner, changed_guard_label, changed_protected_key, owner_of},
     tenancy,
@@ -250,9 +250,14 @@ fn classify<'p>(
     old: Option<&Metadata<'_>>,
     new: Option<&Metadata<'_>>,
 ) -> (Reason, Option<&'p str>) {
-    let forged = req
-        .field_manager()
-        .is_some_and(|fm| field_managers(policy, owner.kind).iter().any(|m| m == fm));
+    let forged = req.field_manager().is_some_and(|fm| {
+        policy
+            .owners
+            .get(owner.kind)
+            .field_managers
+            .iter()
+            .any(|m| m == fm)
+    });
     if forged {
         return (Reason::ForgedFieldManager, None);
     }

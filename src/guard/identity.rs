@@ -65,28 +65,11 @@ pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) ->
                     "the owner is not in the cluster"
                 });
             }
-            let listed = if owner.kind == OwnerKind::Kustomization {
-                &owners.kustomization.reconcilers
-            } else {
-                &owners.helm_release.reconcilers
-            };
-            Identities::Listed(listed)
+            Identities::Listed(owners.get(owner.kind).reconcilers)
         }
-        OwnerKind::ArgoApplication => Identities::Listed(&owners.argo_cd.reconcilers),
-        OwnerKind::Custom(i) => {
-            Identities::Listed(owners.custom.get(i).map_or(&[], |c| &c.reconcilers))
+        OwnerKind::ArgoApplication | OwnerKind::Custom(_) => {
+            Identities::Listed(owners.get(owner.kind).reconcilers)
         }
-    }
-}
-
-/// Field managers the owner's reconciler uses (a second signal only).
-pub fn field_managers(policy: &Policy, kind: OwnerKind) -> &[String] {
-    let owners = &policy.owners;
-    match kind {
-        OwnerKind::Kustomization => &owners.kustomization.field_managers,
-        OwnerKind::HelmRelease => &owners.helm_release.field_managers,
-        OwnerKind::ArgoApplication => &owners.argo_cd.field_managers,
-        OwnerKind::Custom(i) => owners.custom.get(i).map_or(&[], |c| &c.field_managers),
     }
 }
 

@@ -19,6 +19,19 @@ pub enum OwnerKind {
     Custom(usize),
 }
 
+impl OwnerKind {
+    /// The owner object's kind, as alerts, metrics and the audit name it
+    /// (a bounded set: custom markers are all `custom`).
+    pub fn object_kind(self) -> &'static str {
+        match self {
+            OwnerKind::Kustomization => "Kustomization",
+            OwnerKind::HelmRelease => "HelmRelease",
+            OwnerKind::ArgoApplication => "Application",
+            OwnerKind::Custom(_) => "custom",
+        }
+    }
+}
+
 /// What claims an object: an owner kind and the owner's namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Owner {

@@ -191,10 +191,7 @@ fn relabel(policy: &Policy, view: &ClusterView, req: &Request<'_>) -> Option<Fou
     // In use: a tenant's Flux object lives there, or applies or stores into
     // it (targetNamespace, storageNamespace).
     let (kind, owner_namespace, name) = view.flux_using(&req.name).next()?;
-    let kind = match kind {
-        super::ownership::OwnerKind::HelmRelease => "HelmRelease",
-        _ => "Kustomization",
-    };
+    let kind = kind.object_kind();
     let how = if owner_namespace == req.name {
         "lives there"
     } else {

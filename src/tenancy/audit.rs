@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::rbac::{Attributes, Rbac, SubjectIdentity};
 use crate::{
     cluster::view::ClusterView,
-    guard::{identity::service_account, ownership::OwnerKind, tenancy::controller_identities},
+    guard::{identity::service_account, tenancy::controller_identities},
     policy::Policy,
 };
 
@@ -38,10 +38,7 @@ pub fn reconcilers(policy: &Policy, view: &ClusterView) -> Vec<Reconciler> {
             let Some(sa) = object.service_account.as_deref().or(default) else {
                 continue;
             };
-            let kind = match kind {
-                OwnerKind::HelmRelease => "HelmRelease",
-                _ => "Kustomization",
-            };
+            let kind = kind.object_kind();
             let identity = format!("system:serviceaccount:{namespace}:{sa}");
             let user = format!("{kind} {namespace}/{name}");
             match found.iter_mut().find(|r| r.identity == identity) {

@@ -18,6 +18,8 @@ use kube::{
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
+use crate::tasks::Tasks;
+
 use super::{
     audit::Finding,
     metrics::TenancyMetrics,
@@ -35,7 +37,7 @@ const DEBOUNCE: Duration = Duration::from_secs(2);
 
 type Store<K> = reflector::Store<K>;
 
-fn watch<K>(client: &Client, changed: Arc<Notify>) -> Store<K>
+fn watch<K>(client: &Client, changed: Arc<Notify>, tasks: &Tasks) -> Store<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -50,7 +52,7 @@ where
     let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
         .default_backoff()
         .touched_objects();
-    tokio::spawn(async move {
+    tasks.spawn("rbac-reflector", async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
@@ -74,13 +76,13 @@ pub struct TenancyWatch {
     pub cluster: String,
 }
 
-pub fn spawn(w: TenancyWatch) {
+pub fn spawn(w: TenancyWatch, tasks: &Tasks) {
     let changed = Arc::new(Notify::new());
-    let roles = watch::<Role>(&w.client, changed.clone());
-    let cluster_roles = watch::<ClusterRole>(&w.client, changed.clone());
-    let bindings = watch::<RoleBinding>(&w.client, changed.clone());
-    let cluster_bindings = watch::<ClusterRoleBinding>(&w.client, changed.clone());
-    tokio::spawn(async move {
+    let roles = watch::<Role>(&w.client, changed.clone(), tasks);
+    let cluster_roles = watch::<ClusterRole>(&w.client, changed.clone(), tasks);
+    let bindings = watch::<RoleBinding>(&w.client, changed.clone(), tasks);
+    let cluster_bindings = watch::<ClusterRoleBinding>(&w.client, changed.clone(), tasks);
+    tasks.spawn("tenancy-audit", async move {
         let mut ready = w.view_ready.clone();
         let _ = ready.wait_for(|synced| *synced).await;
         let _ = roles.wait_until_ready().await;

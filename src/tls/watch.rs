@@ -49,7 +49,8 @@ impl CertWatcher {
         tokio::spawn(self.run())
     }
 
-    async fn run(mut self) {
+    /// Runs until dropped (`serve` runs it supervised).
+    pub async fn run(mut self) {
         let wake = Arc::new(Notify::new());
         let _watcher = watch_parent_dirs(&self.paths, Arc::clone(&wake));
         let mut ticker = tokio::time::interval(self.interval);

@@ -79,3 +79,17 @@ fn a_draining_instance_reports_itself_not_ready() {
     readiness.draining.start();
     assert_eq!(readiness.missing(), ["shutting down"]);
 }
+
+#[test]
+fn a_stopped_background_task_makes_the_guard_not_ready_and_names_it() {
+    let readiness = Readiness::default();
+    for fact in [
+        &readiness.certificate_loaded,
+        &readiness.listener_bound,
+        &readiness.view_synced,
+    ] {
+        fact.store(true, std::sync::atomic::Ordering::Release);
+    }
+    let _ = readiness.stopped_task.set("drift-watch");
+    assert_eq!(readiness.missing(), ["background task drift-watch stopped"]);
+}

@@ -67,7 +67,7 @@ impl DriftWatch {
             ("namespace", ns.to_owned()),
             ("kind", kind.kind.clone()),
             ("name", name.to_owned()),
-            ("owner_kind", owner_kind_label(r.owner.kind).to_owned()),
+            ("owner_kind", r.owner.kind.object_kind().to_owned()),
             ("owner", owner),
             ("tenant", tenant),
             ("cluster", self.cluster.clone()),

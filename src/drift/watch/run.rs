@@ -18,7 +18,7 @@ enum Selection {
 }
 
 /// Starts a watcher per kind and ownership label (and for Argo CD).
-pub fn spawn(client: Client, watch: Arc<DriftWatch>) {
+pub fn spawn(client: Client, watch: Arc<DriftWatch>, tasks: &crate::tasks::Tasks) {
     let kinds = watch.policy.drift.kinds.clone();
     let mut selections = vec![
         Selection::Label(KUSTOMIZE_NAME),
@@ -40,7 +40,10 @@ pub fn spawn(client: Client, watch: Arc<DriftWatch>) {
                 client: client.clone(),
                 resource: ar,
             };
-            tokio::spawn(run(api, getter, selection, kind.clone(), watch.clone()));
+            tasks.spawn(
+                "drift-watch",
+                run(api, getter, selection, kind.clone(), watch.clone()),
+            );
         }
     }
 }
