@@ -14,21 +14,25 @@ ENV CARGO_PROFILE_RELEASE_STRIP=debuginfo
 # rebuild them. Every target Cargo.toml declares gets a stub file: the lib and
 # bin (replaced below), the `[[bench]]` in bench/ and the `[[test]]` e2e (kept
 # as stubs: the release binary needs neither, and tests/ is not copied).
-# The workspace's other member (the test kit, a dev-dependency) is loaded
-# with the workspace: its manifest and an empty lib, never built here.
+# The workspace's members: the pure core (built, its real sources below) and
+# the test kit (a dev-dependency, loaded with the workspace, never built).
 COPY Cargo.toml Cargo.lock ./
+COPY crates/core/Cargo.toml ./crates/core/
 COPY crates/testkit/Cargo.toml ./crates/testkit/
-RUN mkdir -p src bench tests/e2e crates/testkit/src \
- && echo 'fn main() {}' > src/main.rs && touch src/lib.rs crates/testkit/src/lib.rs \
+RUN mkdir -p src bench tests/e2e crates/core/src crates/testkit/src \
+ && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs crates/core/src/lib.rs crates/testkit/src/lib.rs \
  && echo 'fn main() {}' > bench/review.rs && echo 'fn main() {}' > tests/e2e/main.rs \
  && cargo build --release --locked --bin gitops-guard \
- && rm -rf src
-# The real sources; policy/default.yaml is embedded with include_str!.
+ && rm -rf src crates/core/src
+# The real sources; policy/default.yaml is embedded (include_str!) by the core.
 COPY src ./src
+COPY crates/core/src ./crates/core/src
 COPY policy ./policy
 # COPY keeps the files' mtimes, which may be older than the stub build: touch
-# the crate roots so cargo rebuilds the lib and bin rather than reuse the stubs.
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin gitops-guard
+# the crate roots so cargo rebuilds the libs and bin rather than reuse the stubs.
+RUN touch src/main.rs src/lib.rs crates/core/src/lib.rs \
+ && cargo build --release --locked --bin gitops-guard
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/gitops-guard /gitops-guard

@@ -25,8 +25,8 @@ test:
 
 ## test-unit: everything but the end-to-end suite
 test-unit:
-	cargo test --lib --bins --test it
-	cargo test -p gitops-guard-testkit
+	cargo test --workspace --lib --bins
+	cargo test --test it
 
 ## test-e2e: only the end-to-end suite
 test-e2e:

@@ -1,11 +1,14 @@
 //! gitops-guard: admission webhook and drift guard for GitOps clusters.
 //!
-//! The data flow is described in README.md: a pure `guard::decide` core with
-//! thin HTTP (`server`, `admin`) and watch (`cluster`) shells around it.
+//! The runtime around the pure core (`gitops-guard-core`, re-exported here
+//! under the same module names): HTTP shells (`server`, `pin::serve`,
+//! `admin`), TLS, reflectors, watchers, the alert sender, supervised tasks
+//! and the CLI. ARCHITECTURE.md has the map.
 #![forbid(unsafe_code)]
 
+pub use gitops_guard_core::{admission, duration, guard, policy};
+
 pub mod admin;
-pub mod admission;
 pub mod app;
 pub mod cert;
 pub mod check;
@@ -14,11 +17,8 @@ pub mod cluster;
 pub mod config;
 pub mod drain;
 pub mod drift;
-pub mod duration;
-pub mod guard;
 pub mod metrics;
 pub mod pin;
-pub mod policy;
 pub mod server;
 pub mod table;
 pub mod tasks;

@@ -1,9 +1,5 @@
 //! The cluster view and the reflectors that keep it.
 
-pub mod breakglass;
-mod by_namespace;
-pub mod identities;
-pub mod ingest;
+pub use gitops_guard_core::cluster::{breakglass, identities, ingest, view};
 pub mod reflect;
 mod reflect_identities;
-pub mod view;

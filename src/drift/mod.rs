@@ -6,15 +6,13 @@
 //! remembers who the webhook let through; `watch` runs the watchers and
 //! keeps the set of drifted objects; `alerts` delivers it.
 
+pub use gitops_guard_core::drift::{detect, record, settings};
 pub mod alerts;
-pub mod detect;
 pub mod events;
 pub mod journal;
 pub mod leader;
 pub mod metrics;
-pub mod record;
 pub mod scan;
-pub mod settings;
 mod start;
 pub mod watch;
 pub mod webhooks;

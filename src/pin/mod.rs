@@ -6,16 +6,12 @@
 //! `credentials` and `resolver` are the I/O around it (registry HEAD, LRU
 //! with TTL and single-flight, pull secrets); `serve` is the HTTP shell.
 
+pub use gitops_guard_core::pin::{error, locate, plan, reference, settings};
 pub mod cache;
 pub mod challenge;
 pub mod credentials;
-pub mod error;
-pub mod locate;
 pub mod metrics;
-pub mod plan;
 pub mod pullsecret;
-pub mod reference;
 pub mod registry;
 pub mod resolver;
 pub mod serve;
-pub mod settings;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::duration::parse_duration;
 
 /// The embedded default policy, as YAML, for `gitops-guard policy` and docs.
-pub const DEFAULT_POLICY_YAML: &str = include_str!("../policy/default.yaml");
+pub const DEFAULT_POLICY_YAML: &str = include_str!("../../../policy/default.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
