@@ -248,11 +248,11 @@ fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
     if req.dry_run {
         return;
     }
-    let key = (
-        req.resource.group.to_string(),
-        req.resource.resource.to_string(),
-        req.namespace().to_owned(),
-        req.object_name().to_owned(),
+    let key = crate::object_ref::ObjectRef::new(
+        &req.resource.group,
+        &req.resource.resource,
+        req.namespace(),
+        req.object_name(),
     );
     let entry = JournalEntry {
         user: req.user_info.username.to_string(),

@@ -10,8 +10,7 @@ use std::{
 
 use lru::LruCache;
 
-/// `(group, resource, namespace, name)` of an object.
-pub type ObjectKey = (String, String, String, String);
+use crate::object_ref::ObjectRef;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalEntry {
@@ -35,10 +34,10 @@ pub enum Admission {
 }
 
 /// Told of every entry as it is recorded (the break-glass alert).
-pub type Observer = Box<dyn Fn(&ObjectKey, &JournalEntry) + Send + Sync>;
+pub type Observer = Box<dyn Fn(&ObjectRef, &JournalEntry) + Send + Sync>;
 
 pub struct Journal {
-    entries: Mutex<LruCache<ObjectKey, JournalEntry>>,
+    entries: Mutex<LruCache<ObjectRef, JournalEntry>>,
     observer: std::sync::OnceLock<Observer>,
 }
 
@@ -59,7 +58,7 @@ impl Journal {
         let _ = self.observer.set(observer);
     }
 
-    pub fn record(&self, key: ObjectKey, entry: JournalEntry) {
+    pub fn record(&self, key: ObjectRef, entry: JournalEntry) {
         if let Some(observer) = self.observer.get() {
             observer(&key, &entry);
         }
@@ -71,13 +70,13 @@ impl Journal {
 
     /// Tells the observer of a request worth an alert without keeping it
     /// (it changed nothing: a denied controller-identity request).
-    pub fn flag(&self, key: &ObjectKey, entry: &JournalEntry) {
+    pub fn flag(&self, key: &ObjectRef, entry: &JournalEntry) {
         if let Some(observer) = self.observer.get() {
             observer(key, entry);
         }
     }
 
-    pub fn get(&self, key: &ObjectKey) -> Option<JournalEntry> {
+    pub fn get(&self, key: &ObjectRef) -> Option<JournalEntry> {
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -8,12 +8,12 @@ use prometheus::Registry;
 use super::{
     alerts::{Alerts, Labels},
     events,
-    journal::{Admission, Journal, JournalEntry, ObjectKey},
+    journal::{Admission, Journal, JournalEntry},
     leader::{self, Election, Leadership},
     watch::{self, DriftMetrics, DriftWatch},
     webhooks,
 };
-use crate::{cluster::view::ClusterView, policy::Policy};
+use crate::{cluster::view::ClusterView, object_ref::ObjectRef, policy::Policy};
 
 /// The `serve` flags the drift side reads.
 pub type Settings = crate::config::DriftServeArgs;
@@ -21,8 +21,13 @@ pub type Settings = crate::config::DriftServeArgs;
 /// How long a break-glass use stays visible in Alertmanager.
 const BREAK_GLASS_HOLD: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
-fn break_glass_alert(key: &ObjectKey, entry: &JournalEntry, cluster: &str) -> (Labels, Labels) {
-    let (group, resource, namespace, name) = key;
+fn break_glass_alert(key: &ObjectRef, entry: &JournalEntry, cluster: &str) -> (Labels, Labels) {
+    let ObjectRef {
+        group,
+        resource,
+        namespace,
+        name,
+    } = key;
     let resource = if group.is_empty() {
         resource.clone()
     } else {
@@ -49,11 +54,16 @@ fn break_glass_alert(key: &ObjectKey, entry: &JournalEntry, cluster: &str) -> (L
 
 /// A request as a controller identity without a Pod-bound token.
 fn controller_token_alert(
-    key: &ObjectKey,
+    key: &ObjectRef,
     entry: &JournalEntry,
     cluster: &str,
 ) -> (Labels, Labels) {
-    let (group, resource, namespace, name) = key;
+    let ObjectRef {
+        group,
+        resource,
+        namespace,
+        name,
+    } = key;
     let resource = if group.is_empty() {
         resource.clone()
     } else {

@@ -3,6 +3,7 @@
 //! a record and judged by `detect`. Only drifted objects are kept; a relist
 //! resolves whatever it no longer finds drifted (level-triggered).
 
+use crate::object_ref::ObjectRef;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex, PoisonError, RwLock},
@@ -48,8 +49,17 @@ pub struct DriftWatch {
     pub events: Option<EventSender>,
     /// Watchers that have not listed yet.
     pending: std::sync::atomic::AtomicUsize,
-    /// Drifted objects: key -> (kind, owner kind label, reference).
-    drifted: Mutex<HashMap<String, (String, &'static str, ObjectReference)>>,
+    /// The objects drifted now.
+    drifted: Mutex<HashMap<ObjectRef, Drifted>>,
+}
+
+/// What the watcher remembers of a drifted object until it resolves.
+struct Drifted {
+    /// The object's kind (a metric label: configured kinds only).
+    kind: String,
+    owner_kind: &'static str,
+    /// For the resolving Event.
+    reference: ObjectReference,
 }
 
 fn object_reference(
@@ -71,8 +81,8 @@ fn object_reference(
 }
 
 /// `group/plural/namespace/name`, the key of drift state and alerts.
-fn key(kind: &WatchedKind, ns: &str, name: &str) -> String {
-    format!("{}/{}/{ns}/{name}", kind.group, kind.plural)
+fn key(kind: &WatchedKind, ns: &str, name: &str) -> ObjectRef {
+    ObjectRef::new(&kind.group, &kind.plural, ns, name)
 }
 
 impl DriftWatch {
@@ -146,7 +156,7 @@ impl DriftWatch {
     fn fire(
         &self,
         kind: &WatchedKind,
-        key: &str,
+        key: &ObjectRef,
         reference: ObjectReference,
         r: &Record,
         d: &Drift,
@@ -159,8 +169,12 @@ impl DriftWatch {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(
-                key.to_owned(),
-                (kind.kind.clone(), owner_kind, reference.clone()),
+                key.clone(),
+                Drifted {
+                    kind: kind.kind.clone(),
+                    owner_kind,
+                    reference: reference.clone(),
+                },
             )
             .is_none();
         let (labels, annotations) = self.describe(kind, &ns, &name, r, d);
@@ -177,7 +191,7 @@ impl DriftWatch {
                 note: annotations.get("summary").cloned().unwrap_or_default(),
             });
         }
-        self.alerts.fire(key, labels, annotations);
+        self.alerts.fire(&key.to_string(), labels, annotations);
     }
 
     /// An owned object (as `prior` was) that now carries no ownership
@@ -214,18 +228,23 @@ impl DriftWatch {
         self.fire(kind, &key(kind, ns, name), reference, &was, &drift);
     }
 
-    pub fn resolve(&self, key: &str) {
+    pub fn resolve(&self, key: &ObjectRef) {
         let gone = self
             .drifted
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
-        if let Some((kind, owner_kind, reference)) = gone {
+        if let Some(Drifted {
+            kind,
+            owner_kind,
+            reference,
+        }) = gone
+        {
             let labels = [kind.as_str(), owner_kind];
             self.metrics.drifted.with_label_values(&labels).dec();
             self.metrics.resolutions.with_label_values(&labels).inc();
-            tracing::info!(object = key, "drift resolved");
-            self.alerts.resolve(key);
+            tracing::info!(object = %key, "drift resolved");
+            self.alerts.resolve(&key.to_string());
             self.event(EventJob {
                 reference,
                 warning: false,
@@ -236,7 +255,7 @@ impl DriftWatch {
         }
     }
 
-    pub fn drifted_keys(&self) -> HashSet<String> {
+    pub fn drifted_keys(&self) -> HashSet<ObjectRef> {
         let drifted = self.drifted.lock().unwrap_or_else(PoisonError::into_inner);
         drifted.keys().cloned().collect()
     }

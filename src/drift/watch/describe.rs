@@ -37,12 +37,7 @@ impl DriftWatch {
         drop(view);
         // The person, when the webhook let the change through and
         // remembers it; otherwise the field manager is all there is.
-        let journal_key = (
-            kind.group.clone(),
-            kind.plural.clone(),
-            ns.to_owned(),
-            name.to_owned(),
-        );
+        let journal_key = crate::object_ref::ObjectRef::new(&kind.group, &kind.plural, ns, name);
         let person = self
             .journal
             .get(&journal_key)

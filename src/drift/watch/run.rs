@@ -2,6 +2,7 @@
 //! relist) at least every five minutes.
 
 use super::*;
+use crate::object_ref::ObjectRef;
 
 /// A fresh watch (a full relist and re-evaluation) at least this often:
 /// the level-triggered safety net.
@@ -125,7 +126,7 @@ fn argo_only(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) 
     annotated && !flux
 }
 
-fn object_key(kind: &WatchedKind, obj: &PartialObjectMeta<DynamicObject>) -> String {
+fn object_key(kind: &WatchedKind, obj: &PartialObjectMeta<DynamicObject>) -> ObjectRef {
     let ns = obj.metadata.namespace.as_deref().unwrap_or("");
     key(kind, ns, obj.metadata.name.as_deref().unwrap_or(""))
 }
@@ -135,7 +136,7 @@ async fn consume<S>(
     kind: &WatchedKind,
     watch: &DriftWatch,
     getter: &Getter,
-    mine: &mut HashMap<String, Option<PartialObjectMeta<DynamicObject>>>,
+    mine: &mut HashMap<ObjectRef, Option<PartialObjectMeta<DynamicObject>>>,
     first: &mut bool,
 ) where
     S: futures::Stream<
