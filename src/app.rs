@@ -23,6 +23,7 @@ use crate::{
     tasks::Tasks,
     tenancy::{self, metrics::TenancyMetrics, watch::TenancyWatch},
     tls::{self, CertWatcher, TlsMetrics},
+    webhook,
 };
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -135,7 +136,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let webhook = tls::server(listener, rustls, clocks, limit)?.handle(handle.clone());
     let shed_metrics = guard.metrics.clone();
     let app = server::router(guard, request_timeout).merge(serve::router(pinner));
-    let app = server::shed(app, max_in_flight, &shed_metrics);
+    let app = webhook::shed(app, max_in_flight, &shed_metrics);
     let app = drain::layer(app, readiness.draining.clone());
     let webhook = tokio::spawn(webhook.serve(app.into_make_service()));
     readiness.listener_bound.store(true, Ordering::Release);

@@ -25,3 +25,4 @@ pub mod tasks;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tls;
+pub mod webhook;

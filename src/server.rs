@@ -10,7 +10,7 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::{DefaultBodyLimit, State},
-    http::{HeaderMap, StatusCode, Uri, header::CONTENT_TYPE},
+    http::{HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -25,14 +25,11 @@ use crate::{
     cluster::view::ClusterView,
     drift::journal::{Admission, Journal, JournalEntry},
     guard::decide,
-    metrics::{AdmissionMetrics, InFlight},
+    metrics::AdmissionMetrics,
     policy::Policy,
     tenancy::settings::WhenNotSynced,
+    webhook::{BODY_LIMIT, DEFAULT_BUDGET, admit, apiserver_budget},
 };
-
-/// controller-runtime allows 7 MiB; the apiserver's own request limit is 3 MiB
-/// of object, so 8 MiB covers any review carrying two of them.
-pub const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Everything a review needs, shared by all requests.
 #[derive(Clone)]
@@ -69,98 +66,6 @@ pub fn router(guard: Guard, request_timeout: Duration) -> Router {
             request_timeout,
         ))
         .with_state(guard)
-}
-
-/// Sheds load past `max_in_flight` concurrent reviews (one limit for every
-/// route) with a fast 503, counted; nothing queues, so a flood cannot grow
-/// memory or latency.
-pub fn shed(app: Router, max_in_flight: usize, metrics: &AdmissionMetrics) -> Router {
-    let shed = metrics.shed.clone();
-    let refuse = move |_: tower::BoxError| {
-        shed.inc();
-        std::future::ready((
-            StatusCode::SERVICE_UNAVAILABLE,
-            "gitops-guard is at --max-in-flight",
-        ))
-    };
-    app.layer(
-        tower::ServiceBuilder::new()
-            .layer(axum::error_handling::HandleErrorLayer::new(refuse))
-            .layer(tower::load_shed::LoadShedLayer::new())
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                max_in_flight,
-            )),
-    )
-}
-
-pub fn is_json(headers: &HeaderMap) -> bool {
-    let value = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media = value.split(';').next().unwrap_or("").trim();
-    media.eq_ignore_ascii_case("application/json")
-}
-
-/// A review past the checks every webhook makes first: JSON content type,
-/// counted in flight, timed, decoded. The guards end with the request.
-pub struct Admitted<R> {
-    pub req: R,
-    _in_flight: InFlight,
-    _timer: prometheus::HistogramTimer,
-}
-
-/// The common prelude of the webhook handlers; a refusal is the response
-/// to send (415 or 400, counted by cause, never an allow).
-pub fn admit<'b, R>(
-    metrics: &AdmissionMetrics,
-    webhook: &str,
-    headers: &HeaderMap,
-    body: &'b [u8],
-) -> Result<Admitted<R>, Box<Response>>
-where
-    R: serde::Deserialize<'b> + review::ReviewRequest<'b>,
-{
-    if !is_json(headers) {
-        metrics.invalid.with_label_values(&["content-type"]).inc();
-        let review = respond::invalid(&"Content-Type must be application/json");
-        return Err(Box::new(
-            (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(review)).into_response(),
-        ));
-    }
-    let in_flight = InFlight::start(&metrics.in_flight);
-    let timer = metrics.duration.with_label_values(&[webhook]).start_timer();
-    match review::decode_as::<R>(body) {
-        Ok(req) => Ok(Admitted {
-            req,
-            _in_flight: in_flight,
-            _timer: timer,
-        }),
-        Err(e) => {
-            metrics.invalid.with_label_values(&[e.cause()]).inc();
-            tracing::warn!(cause = e.cause(), error = %e, "invalid admission review");
-            Err(Box::new(
-                (StatusCode::BAD_REQUEST, Json(respond::invalid(&e))).into_response(),
-            ))
-        }
-    }
-}
-
-/// The apiserver appends `?timeout=5s` (the webhook's timeoutSeconds); a
-/// review waiting for the view answers 500 ms before it.
-fn wait_budget(uri: &Uri) -> Duration {
-    const MARGIN: Duration = Duration::from_millis(500);
-    let asked = uri
-        .query()
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| {
-            let value = pair.strip_prefix("timeout=")?;
-            crate::duration::parse_duration(value).ok()
-        });
-    asked
-        .unwrap_or(Duration::from_secs(10))
-        .saturating_sub(MARGIN)
 }
 
 /// A controller creates children right after its parent appears, and the
@@ -202,12 +107,14 @@ async fn validate(
         Err(refusal) => return *refusal,
     };
     let req = &admitted.req;
+    // Waits end before the apiserver gives up (10 s if it did not say).
+    let budget = apiserver_budget(&uri).unwrap_or(DEFAULT_BUDGET);
     let mut decision = guard.decide(req);
     let waits = guard.policy.tenancy.when_not_synced == WhenNotSynced::Wait;
     if decision.reason() == Reason::ViewNotSynced && waits {
         let mut ready = guard.view_ready.clone();
         let wait = ready.wait_for(|synced| *synced);
-        if tokio::time::timeout(wait_budget(&uri), wait)
+        if tokio::time::timeout(budget, wait)
             .await
             .is_ok_and(|r| r.is_ok())
         {
@@ -215,7 +122,7 @@ async fn validate(
         }
     }
     if decision.reason() == Reason::UnknownParent {
-        decision = wait_for_parent(&guard, req, wait_budget(&uri), decision).await;
+        decision = wait_for_parent(&guard, req, budget, decision).await;
     }
     let span = tracing::info_span!(
         "review",

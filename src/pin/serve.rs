@@ -11,12 +11,11 @@ use std::{
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Query, State},
-    http::{HeaderMap, StatusCode},
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::post,
 };
-use serde::Deserialize;
 use tower_http::timeout::TimeoutLayer;
 use tracing::field::Empty;
 
@@ -36,7 +35,7 @@ use crate::{
     cluster::view::ClusterView,
     metrics::AdmissionMetrics,
     policy::Policy,
-    server::{BODY_LIMIT, admit},
+    webhook::{BODY_LIMIT, admit, apiserver_budget},
 };
 
 /// Everything a pinning review needs, shared by all requests.
@@ -81,9 +80,6 @@ impl Pinner {
     }
 }
 
-/// Kept back from the apiserver's own timeout for encoding and the trip home.
-const MARGIN: Duration = Duration::from_millis(500);
-
 pub fn router(pinner: Pinner) -> Router {
     let limit = pinner.policy.images.deadline + Duration::from_secs(1);
     Router::new()
@@ -97,18 +93,10 @@ pub fn router(pinner: Pinner) -> Router {
         .with_state(pinner)
 }
 
-/// The apiserver appends `?timeout=10s` (the webhook's timeoutSeconds).
-#[derive(Debug, Default, Deserialize)]
-struct Timeout {
-    timeout: Option<String>,
-}
-
-fn deadline(policy: &Policy, query: &Timeout) -> Instant {
-    let asked = query
-        .timeout
-        .as_deref()
-        .and_then(|t| crate::duration::parse_duration(t).ok())
-        .map(|t| t.saturating_sub(MARGIN));
+/// The review's deadline: the policy's, or sooner when the apiserver's
+/// `?timeout=` leaves less.
+fn deadline(policy: &Policy, uri: &Uri) -> Instant {
+    let asked = apiserver_budget(uri);
     let budget = asked.map_or(policy.images.deadline, |a| a.min(policy.images.deadline));
     Instant::now() + budget
 }

@@ -44,7 +44,8 @@ async fn reviews_past_max_in_flight_are_refused_at_once_and_counted() {
         view_ready: ready,
         view_changed: Default::default(),
     };
-    let app = server::shed(server::router(guard, Duration::from_secs(10)), 1, &metrics);
+    let app =
+        gitops_guard::webhook::shed(server::router(guard, Duration::from_secs(10)), 1, &metrics);
     let send = |app: axum::Router| async move {
         let request = Request::post("/validate?timeout=3s")
             .header("content-type", "application/json")

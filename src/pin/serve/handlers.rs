@@ -21,7 +21,7 @@ fn span(webhook: &'static str, req: &PinRequest<'_>) -> tracing::Span {
 
 pub(super) async fn mutate(
     State(pinner): State<Pinner>,
-    Query(query): Query<Timeout>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -32,7 +32,7 @@ pub(super) async fn mutate(
     };
     let req = &admitted.req;
     let span = span("mutate", req);
-    let deadline = deadline(&pinner.policy, &query);
+    let deadline = deadline(&pinner.policy, &uri);
     let plan = pinner.review(req, deadline).instrument(span.clone()).await;
     let verdict = if plan.denial.is_some() {
         "deny"
