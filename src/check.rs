@@ -1,13 +1,11 @@
 //! `gitops-guard check`: one AdmissionReview decided offline, exactly as the
 //! webhook would decide it, with a state file standing in for the cluster.
 
-use std::{io::Read, path::Path};
-
-use kube::core::DynamicObject;
+use std::io::Read;
 
 use crate::{
     admission::{decision::Decision, respond, review},
-    cluster::{ingest, view::ClusterView},
+    cluster::view::ClusterView,
     config::CheckArgs,
     guard::decide,
     policy::Policy,
@@ -25,13 +23,23 @@ pub enum Error {
     },
     #[error("{path}: not YAML or JSON: {message}")]
     Parse { path: String, message: String },
-    #[error("{path}: {source}")]
-    State {
-        path: String,
-        source: ingest::IngestError,
-    },
     #[error("{0}")]
-    Pin(String),
+    State(#[from] crate::cluster::state_file::StateFileError),
+    #[error("cannot build the JSON patch: {0}")]
+    Patch(String),
+    #[error("cannot encode the answer: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("{path}: {source}")]
+    PullSecret {
+        path: String,
+        source: crate::pin::pullsecret::PullSecretError,
+    },
+    #[error("cannot set up the registry client: {0}")]
+    Registry(#[from] crate::pin::registry::ClientError),
+    #[error("cannot set up the pinning metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot start a runtime: {0}")]
+    Runtime(std::io::Error),
     #[error("{path}: {source}")]
     Review {
         path: String,
@@ -61,7 +69,7 @@ pub(crate) fn inputs(args: &CheckArgs) -> Result<Inputs, Error> {
     };
     let mut view = ClusterView::synced();
     if let Some(path) = &args.cluster_state {
-        load_state(&mut view, &policy, path)?;
+        crate::cluster::state_file::load(&mut view, &policy, path)?;
     }
     let (label, text) = read_input(&args.review)?;
     let body = to_json(&label, &text)?;
@@ -126,50 +134,4 @@ fn to_json(label: &str, text: &str) -> Result<Vec<u8>, Error> {
     let value: serde_json::Value =
         serde_saphyr::from_str(text).map_err(|e| parse(e.to_string()))?;
     serde_json::to_vec(&value).map_err(|e| parse(e.to_string()))
-}
-
-/// Loads a cluster-state file into `view`; returns its RBAC objects, which
-/// the admission view does not keep (`audit tenants` reads them).
-pub fn load_state(
-    view: &mut ClusterView,
-    policy: &Policy,
-    path: &Path,
-) -> Result<Vec<DynamicObject>, Error> {
-    let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: label.clone(),
-        source,
-    })?;
-    let parse = |message: String| Error::Parse {
-        path: label.clone(),
-        message,
-    };
-    let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&text).map_err(|e| parse(e.to_string()))?;
-    let mut rbac = Vec::new();
-    for (index, doc) in docs.into_iter().enumerate().filter(|(_, d)| !d.is_null()) {
-        // A `kind: List` (kubectl get -o yaml) contributes its items.
-        let items = match doc.get("items").and_then(|i| i.as_array()) {
-            Some(items) if doc.get("kind").and_then(|k| k.as_str()) == Some("List") => {
-                items.clone()
-            }
-            _ => vec![doc],
-        };
-        for item in items {
-            let obj: DynamicObject = serde_json::from_value(item)
-                .map_err(|e| parse(format!("document {index}: {e}")))?;
-            let is_rbac = obj
-                .types
-                .as_ref()
-                .is_some_and(|t| t.api_version.starts_with(ingest::RBAC_GROUP));
-            if is_rbac {
-                rbac.push(obj.clone());
-            }
-            ingest::apply(view, policy, index, obj).map_err(|source| Error::State {
-                path: label.clone(),
-                source,
-            })?;
-        }
-    }
-    Ok(rbac)
 }

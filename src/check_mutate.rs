@@ -64,11 +64,11 @@ pub fn run(args: &CheckArgs) -> Result<MutateOutcome, Error> {
             digests.get(text).map(|o| o.as_ref().map(String::as_str))
         })
     };
-    let patch = result.patch().map_err(Error::Pin)?;
+    let patch = result.patch().map_err(Error::Patch)?;
     Ok(MutateOutcome {
         allowed: result.denial.is_none(),
         reason: result.reason.as_str(),
-        patch: serde_json::to_value(patch).map_err(|e| Error::Pin(e.to_string()))?,
+        patch: serde_json::to_value(patch)?,
         warnings: result.warnings,
         message: result.denial,
     })
@@ -114,14 +114,18 @@ fn resolve(
     wanted: &[plan::Wanted<'_>],
 ) -> Result<Digests, Error> {
     let keyring = match &args.docker_config {
-        Some(path) => Keyring::from_dockerconfigjson(read_file(path)?.as_bytes())
-            .map_err(|e| Error::Pin(format!("{}: {e}", path.display())))?,
+        Some(path) => {
+            Keyring::from_dockerconfigjson(read_file(path)?.as_bytes()).map_err(|source| {
+                Error::PullSecret {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?
+        }
         None => Keyring::default(),
     };
-    let metrics =
-        PinMetrics::new(&prometheus::Registry::new()).map_err(|e| Error::Pin(e.to_string()))?;
-    let registry = RegistryClient::new(&policy.images, metrics.clone())
-        .map_err(|e| Error::Pin(e.to_string()))?;
+    let metrics = PinMetrics::new(&prometheus::Registry::new())?;
+    let registry = RegistryClient::new(&policy.images, metrics.clone())?;
     let resolver = Resolver {
         cache: Arc::new(DigestCache::new(&policy.images.cache, metrics)),
         registry: Arc::new(registry),
@@ -129,7 +133,7 @@ fn resolve(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Pin(format!("cannot start a runtime: {e}")))?;
+        .map_err(Error::Runtime)?;
     let deadline = Instant::now() + policy.images.deadline;
     let found = runtime.block_on(resolver.resolve_all(wanted, &keyring, deadline, false));
     Ok(found

@@ -133,8 +133,7 @@ fn run_audit_tenants(args: &gitops_guard::config::AuditTenantsArgs) -> ExitCode 
 fn run_check(args: &gitops_guard::config::CheckArgs) -> ExitCode {
     let outcome = if args.mutate {
         gitops_guard::check_mutate::run(args).and_then(|o| {
-            let text = serde_json::to_string_pretty(&o)
-                .map_err(|e| gitops_guard::check::Error::Pin(e.to_string()))?;
+            let text = serde_json::to_string_pretty(&o)?;
             Ok((o.allowed, text))
         })
     } else {

@@ -18,7 +18,7 @@ use std::{path::PathBuf, time::Duration};
 
 use client::{Load, Outcome, Protocol};
 use gitops_guard::{
-    check::load_state,
+    cluster::state_file::load as load_state,
     cluster::view::{ClusterView, NamespaceFacts},
     pin::settings::RegistrySettings,
     policy::Policy,

@@ -3,3 +3,4 @@
 pub use gitops_guard_core::cluster::{breakglass, identities, ingest, view};
 pub mod reflect;
 mod reflect_identities;
+pub mod state_file;

@@ -64,7 +64,7 @@ pub fn rbac_from_objects(objects: &[Dyn]) -> anyhow::Result<Rbac> {
 /// Offline: the RBAC model answers.
 pub async fn offline(policy: &Policy, state: &Path) -> anyhow::Result<AuditReport> {
     let mut view = ClusterView::synced();
-    let objects = crate::check::load_state(&mut view, policy, state)?;
+    let objects = crate::cluster::state_file::load(&mut view, policy, state)?;
     let rbac = rbac_from_objects(&objects)?;
     let plan = report::plan(policy, &view, &rbac);
     Ok(report::finish(plan, Authority::Model(&rbac)).await?)

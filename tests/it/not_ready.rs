@@ -14,7 +14,7 @@ use axum::{
     http::Request,
 };
 use gitops_guard::{
-    check::load_state,
+    cluster::state_file::load as load_state,
     cluster::view::{ClusterView, ParentKind},
     metrics::AdmissionMetrics,
     policy::Policy,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use axum::{Router, http::StatusCode};
 use gitops_guard::{
-    check::load_state,
+    cluster::state_file::load as load_state,
     cluster::{
         breakglass::{BreakGlassSpec, Subject, SubjectKind},
         view::{ClusterView, Grant},
