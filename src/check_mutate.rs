@@ -45,7 +45,7 @@ pub fn run(args: &CheckArgs) -> Result<MutateOutcome, Error> {
         path: label.clone(),
         source,
     })?;
-    let mode = match args.pin_mode.as_deref().and_then(PinMode::parse) {
+    let mode = match args.pin_mode {
         Some(mode) => mode,
         None => policy
             .images

@@ -244,8 +244,8 @@ pub struct CheckArgs {
     pub docker_config: Option<PathBuf>,
     /// With --mutate: the namespace's pin mode, instead of its label in
     /// --cluster-state or the policy default.
-    #[arg(long, requires = "mutate", value_parser = ["off", "pin", "require"])]
-    pub pin_mode: Option<String>,
+    #[arg(long, requires = "mutate", value_parser = parse_pin_mode)]
+    pub pin_mode: Option<crate::pin::settings::PinMode>,
     /// The AdmissionReview (JSON or YAML); `-` or nothing reads stdin.
     #[arg(default_value = "-")]
     pub review: String,
@@ -278,4 +278,10 @@ pub struct CertArgs {
     /// The private key of --ca-cert (PEM).
     #[arg(long, requires = "ca_cert")]
     pub ca_key: Option<PathBuf>,
+}
+
+/// `--pin-mode off|pin|require`.
+fn parse_pin_mode(value: &str) -> Result<crate::pin::settings::PinMode, String> {
+    crate::pin::settings::PinMode::parse(value)
+        .ok_or_else(|| format!("{value:?}: expected off, pin or require"))
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{
     breakglass::BreakGlassSpec,
     identities::PodFacts,
-    view::{ClusterView, FluxObject, Grant, NamespaceFacts, ParentKind, ParentMeta},
+    view::{ClusterView, FluxObject, Grant, NamespaceFacts, ParentKind, ParentMeta, SourceRef},
 };
 use crate::{
     guard::ownership::{ARGO_TRACKING_ID, OwnerKind},
@@ -81,11 +81,10 @@ pub fn flux_object(kind: OwnerKind, spec: &Value) -> FluxObject {
         _ => spec.get("sourceRef"),
     };
     let source = source_ref.and_then(|r| {
-        let kind = r.get("kind")?.as_str()?;
-        let name = r.get("name")?.as_str()?;
-        Some(match r.get("namespace").and_then(Value::as_str) {
-            Some(ns) => format!("{kind} {ns}/{name}"),
-            None => format!("{kind} {name}"),
+        Some(SourceRef {
+            kind: r.get("kind")?.as_str()?.to_owned(),
+            namespace: r.get("namespace").and_then(text),
+            name: r.get("name")?.as_str()?.to_owned(),
         })
     });
     let path = match kind {

@@ -85,13 +85,32 @@ pub struct Who<'a> {
 pub struct FluxObject {
     /// `spec.serviceAccountName`: Flux impersonates it when set.
     pub service_account: Option<String>,
-    /// `spec.sourceRef` (Kustomization) or `spec.chart.spec.sourceRef`, as `Kind ns/name`.
-    pub source: Option<String>,
+    /// `spec.sourceRef` (Kustomization), `spec.chart.spec.sourceRef` or
+    /// `spec.chartRef` (HelmRelease).
+    pub source: Option<SourceRef>,
     /// `spec.path` of a Kustomization, or the chart of a HelmRelease.
     pub path: Option<String>,
     /// `spec.targetNamespace` and `spec.storageNamespace`: namespaces it
     /// writes into besides its own.
     pub targets: Vec<String>,
+}
+
+/// A Flux source an object applies from: `GitRepository flux-system/fleet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRef {
+    pub kind: String,
+    /// Absent: the referring object's own namespace.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
 }
 
 /// A set of view entries fed by one watcher.

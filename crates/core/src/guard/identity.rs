@@ -9,9 +9,10 @@ use std::fmt;
 use super::ownership::{Owner, OwnerKind};
 use crate::{cluster::view::ClusterView, policy::Policy};
 
-/// The identities allowed to write an owner's objects.
+/// The identities allowed to write an owner's objects (not to be confused
+/// with `cluster::identities`, the service accounts and Pods in the view).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identities<'p> {
+pub enum Writers<'p> {
     Listed(&'p [String]),
     /// The service account a Flux object impersonates.
     Impersonated(String),
@@ -20,28 +21,28 @@ pub enum Identities<'p> {
     Nobody(&'static str),
 }
 
-impl Identities<'_> {
+impl Writers<'_> {
     pub fn contains(&self, user: &str) -> bool {
         match self {
-            Identities::Listed(users) => users.iter().any(|u| u == user),
-            Identities::Impersonated(sa) => sa == user,
-            Identities::Nobody(_) => false,
+            Writers::Listed(users) => users.iter().any(|u| u == user),
+            Writers::Impersonated(sa) => sa == user,
+            Writers::Nobody(_) => false,
         }
     }
 }
 
-impl fmt::Display for Identities<'_> {
+impl fmt::Display for Writers<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Identities::Impersonated(sa) => f.write_str(sa),
-            Identities::Nobody(why) => write!(f, "nobody ({why})"),
-            Identities::Listed([]) => f.write_str("(no reconciler configured)"),
-            Identities::Listed(users) => f.write_str(&users.join(" or ")),
+            Writers::Impersonated(sa) => f.write_str(sa),
+            Writers::Nobody(why) => write!(f, "nobody ({why})"),
+            Writers::Listed([]) => f.write_str("(no reconciler configured)"),
+            Writers::Listed(users) => f.write_str(&users.join(" or ")),
         }
     }
 }
 
-pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) -> Identities<'p> {
+pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) -> Writers<'p> {
     let owners = &policy.owners;
     match owner.kind {
         OwnerKind::Kustomization | OwnerKind::HelmRelease => {
@@ -51,7 +52,7 @@ pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) ->
                 .and_then(|o| o.service_account.as_deref())
                 .or(default.filter(|_| known.is_some()));
             if let Some(sa) = impersonated {
-                return Identities::Impersonated(format!(
+                return Writers::Impersonated(format!(
                     "system:serviceaccount:{}:{sa}",
                     owner.namespace
                 ));
@@ -59,16 +60,16 @@ pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) ->
             // In a tenant, the controller's own identity never stands in.
             let label = &policy.tenancy.tenant_label;
             if view.tenant_of(label, &owner.namespace).is_some() {
-                return Identities::Nobody(if known.is_some() {
+                return Writers::Nobody(if known.is_some() {
                     "the owner impersonates no service account"
                 } else {
                     "the owner is not in the cluster"
                 });
             }
-            Identities::Listed(owners.get(owner.kind).reconcilers)
+            Writers::Listed(owners.get(owner.kind).reconcilers)
         }
         OwnerKind::ArgoApplication | OwnerKind::Custom(_) => {
-            Identities::Listed(owners.get(owner.kind).reconcilers)
+            Writers::Listed(owners.get(owner.kind).reconcilers)
         }
     }
 }

@@ -157,7 +157,7 @@ pub fn where_in_git(policy: &Policy, view: &ClusterView, owner: &Owner) -> Strin
     match owner.kind {
         OwnerKind::Kustomization | OwnerKind::HelmRelease => {
             let known = view.flux_object(owner);
-            match known.and_then(|o| Some((o.path.as_deref()?, o.source.as_deref()?))) {
+            match known.and_then(|o| Some((o.path.as_deref()?, o.source.as_ref()?))) {
                 Some((path, source)) => {
                     format!(
                         "Change it in Git ({shown} applies {path} from {source}) and let Flux reconcile."
