@@ -255,18 +255,27 @@ pub(super) type Tasks = Vec<futures::future::BoxFuture<'static, ()>>;
 /// unreachable) are retried for about 45 s, so a blip at startup does not
 /// switch break-glass or tenant service accounts off for the process's life.
 async fn installed(client: &Client, gvk: &GroupVersionKind) -> bool {
+    use backon::{ExponentialBuilder, Retryable};
     use kube::{Error, error::DiscoveryError};
-    let mut delay = std::time::Duration::from_millis(250);
-    for _ in 0..8 {
+    let ask = || async {
         match kube::discovery::pinned_kind(client, gvk).await {
-            Ok(_) => return true,
-            Err(Error::Api(status)) if status.code == 404 => return false,
-            Err(Error::Discovery(DiscoveryError::MissingKind(_))) => return false,
-            Err(e) => tracing::warn!(kind = %gvk.kind, error = %e, "discovery failed; retrying"),
+            Ok(_) => Ok(true),
+            Err(Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(Error::Discovery(DiscoveryError::MissingKind(_))) => Ok(false),
+            Err(e) => Err(e),
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_secs(15));
-    }
-    tracing::error!(kind = %gvk.kind, "discovery kept failing; not watching this kind");
-    false
+    };
+    // 250 ms doubling to 15 s, eight retries: about 45 s in all.
+    let retries = ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(250))
+        .with_max_delay(std::time::Duration::from_secs(15))
+        .with_max_times(8);
+    let answer = ask
+        .retry(retries)
+        .notify(|e, _| tracing::warn!(kind = %gvk.kind, error = %e, "discovery failed; retrying"))
+        .await;
+    answer.unwrap_or_else(|_| {
+        tracing::error!(kind = %gvk.kind, "discovery kept failing; not watching this kind");
+        false
+    })
 }

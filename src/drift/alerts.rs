@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -251,7 +252,12 @@ impl Alerts {
         if self.urls.is_empty() {
             return;
         }
-        let mut backoff = Duration::from_secs(1);
+        // 1 s doubling to 30 s between failed rounds; reset by a delivery.
+        let retries = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_secs(1))
+            .with_max_delay(Duration::from_secs(30))
+            .without_max_times();
+        let mut backoff = retries.build();
         loop {
             let (alerts, resolved, announced) = self.round();
             let wait = if alerts.is_empty() {
@@ -265,14 +271,13 @@ impl Alerts {
                         state.resolved.drain(..resolved);
                         state.announcements.drain(..announced);
                         drop(state);
-                        backoff = Duration::from_secs(1);
+                        backoff = retries.build();
                         self.resend
                     }
                     Err(e) => {
                         self.deliveries.with_label_values(&["error"]).inc();
-                        tracing::warn!(error = %e, alerts = alerts.len(), retry_in = ?backoff, "cannot deliver alerts");
-                        let wait = backoff;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        let wait = backoff.next().unwrap_or(Duration::from_secs(30));
+                        tracing::warn!(error = %e, alerts = alerts.len(), retry_in = ?wait, "cannot deliver alerts");
                         wait
                     }
                 }
