@@ -9,12 +9,11 @@ use std::{
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State},
-    http::{HeaderMap, StatusCode, Uri},
+    extract::State,
+    http::{HeaderMap, Uri},
     response::{IntoResponse, Response},
     routing::post,
 };
-use tower_http::timeout::TimeoutLayer;
 use tracing::{Level, field::Empty};
 
 use crate::{
@@ -28,7 +27,7 @@ use crate::{
     metrics::AdmissionMetrics,
     policy::Policy,
     tenancy::settings::WhenNotSynced,
-    webhook::{BODY_LIMIT, DEFAULT_BUDGET, admit, apiserver_budget},
+    webhook::{DEFAULT_BUDGET, admit, apiserver_budget, limited},
 };
 
 /// Everything a review needs, shared by all requests.
@@ -58,14 +57,8 @@ impl Guard {
 
 /// `POST /validate`, with the body limit and a deadline below the webhook timeout.
 pub fn router(guard: Guard, request_timeout: Duration) -> Router {
-    Router::new()
-        .route("/validate", post(validate))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            request_timeout,
-        ))
-        .with_state(guard)
+    let routes = Router::new().route("/validate", post(validate));
+    limited(routes, request_timeout).with_state(guard)
 }
 
 /// A controller creates children right after its parent appears, and the

@@ -94,6 +94,20 @@ where
     }
 }
 
+/// What every webhook route gets: the body limit, and a 503 once `deadline`
+/// passes (the apiserver then applies the webhook's failurePolicy).
+pub fn limited<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    deadline: Duration,
+) -> Router<S> {
+    routes
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            deadline,
+        ))
+}
+
 /// Kept back from the apiserver's own deadline for encoding the answer and
 /// the trip home.
 const MARGIN: Duration = Duration::from_millis(500);

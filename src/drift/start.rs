@@ -22,17 +22,7 @@ pub type Settings = crate::config::DriftServeArgs;
 const BREAK_GLASS_HOLD: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 fn break_glass_alert(key: &ObjectRef, entry: &JournalEntry, cluster: &str) -> (Labels, Labels) {
-    let ObjectRef {
-        group,
-        resource,
-        namespace,
-        name,
-    } = key;
-    let resource = if group.is_empty() {
-        resource.clone()
-    } else {
-        format!("{resource}.{group}")
-    };
+    let (namespace, name, resource) = (&key.namespace, &key.name, key.resource_label());
     let pairs = |items: Vec<(&str, String)>| -> Labels {
         items.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     };
@@ -58,17 +48,7 @@ fn controller_token_alert(
     entry: &JournalEntry,
     cluster: &str,
 ) -> (Labels, Labels) {
-    let ObjectRef {
-        group,
-        resource,
-        namespace,
-        name,
-    } = key;
-    let resource = if group.is_empty() {
-        resource.clone()
-    } else {
-        format!("{resource}.{group}")
-    };
+    let (namespace, name, resource) = (&key.namespace, &key.name, key.resource_label());
     let labels: Labels = [
         ("alertname", "GitOpsControllerImpersonation".to_owned()),
         ("severity", "critical".to_owned()),

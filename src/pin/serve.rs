@@ -11,12 +11,11 @@ use std::{
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State},
+    extract::State,
     http::{HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::post,
 };
-use tower_http::timeout::TimeoutLayer;
 use tracing::field::Empty;
 
 use super::{
@@ -35,7 +34,7 @@ use crate::{
     cluster::view::ClusterView,
     metrics::AdmissionMetrics,
     policy::Policy,
-    webhook::{BODY_LIMIT, admit, apiserver_budget},
+    webhook::{admit, apiserver_budget, limited},
 };
 
 /// Everything a pinning review needs, shared by all requests.
@@ -82,15 +81,10 @@ impl Pinner {
 
 pub fn router(pinner: Pinner) -> Router {
     let limit = pinner.policy.images.deadline + Duration::from_secs(1);
-    Router::new()
+    let routes = Router::new()
         .route("/mutate", post(mutate))
-        .route("/validate-images", post(validate_images))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            limit,
-        ))
-        .with_state(pinner)
+        .route("/validate-images", post(validate_images));
+    limited(routes, limit).with_state(pinner)
 }
 
 /// The review's deadline: the policy's, or sooner when the apiserver's

@@ -27,6 +27,17 @@ impl ObjectRef {
     }
 }
 
+impl ObjectRef {
+    /// `deployments.apps`, or `configmaps` for the core group: how kubectl
+    /// and alerts name the resource.
+    pub fn resource_label(&self) -> String {
+        match self.group.as_str() {
+            "" => self.resource.clone(),
+            group => format!("{}.{group}", self.resource),
+        }
+    }
+}
+
 /// `group/resource/namespace/name`: the key of the object's alerts.
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
