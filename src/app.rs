@@ -91,12 +91,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &registry,
     )?;
     let journal = Arc::new(Journal::default());
+    let (announcements, admitted) = drift::announce::Announcements::channel();
     let cluster = settings.cluster_name.clone();
     let alerts = drift::start(
         drift_client.clone(),
         &policy,
         &view,
-        journal.clone(),
+        drift::FromAdmission {
+            journal: journal.clone(),
+            admitted,
+        },
         settings,
         &registry,
         &tasks,
@@ -120,6 +124,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         journal,
         view_ready,
         view_changed,
+        announcements,
     };
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("--listen {listen}: cannot bind"))?;

@@ -22,7 +22,10 @@ use crate::{
         respond, review,
     },
     cluster::view::ClusterView,
-    drift::journal::{Admission, Journal, JournalEntry},
+    drift::{
+        announce::{Admitted, Announcements},
+        journal::{Admission, Journal, JournalEntry},
+    },
     guard::decide,
     metrics::AdmissionMetrics,
     policy::Policy,
@@ -42,6 +45,8 @@ pub struct Guard {
     pub view_ready: tokio::sync::watch::Receiver<bool>,
     /// Woken whenever a reflector changes the view.
     pub view_changed: Arc<tokio::sync::Notify>,
+    /// Break-glass uses and impersonation attempts, for the alert sender.
+    pub announcements: Announcements,
 }
 
 impl Guard {
@@ -159,9 +164,18 @@ fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
         at: jiff::Timestamp::now().as_second(),
         admission,
     };
-    if admission == Admission::ControllerImpersonation {
-        guard.journal.flag(&key, &entry);
-    } else {
+    // Alerts go to the drift side as a typed event; the journal keeps who
+    // changed what (a denied impersonation changed nothing).
+    if matches!(
+        admission,
+        Admission::BreakGlass | Admission::ControllerImpersonation
+    ) {
+        guard.announcements.send(Admitted {
+            object: key.clone(),
+            entry: entry.clone(),
+        });
+    }
+    if admission != Admission::ControllerImpersonation {
         guard.journal.record(key, entry);
     }
 }

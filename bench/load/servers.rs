@@ -52,6 +52,7 @@ pub async fn guard(dir: &Path, policy: Policy, view: ClusterView) -> Result<Sock
         journal: Default::default(),
         view_ready: tokio::sync::watch::channel(true).1,
         view_changed: Default::default(),
+        announcements: Default::default(),
     };
     let app = server::router(guard, Duration::from_secs(4))
         .merge(gitops_guard::pin::serve::router(pinner));

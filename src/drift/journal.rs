@@ -33,12 +33,8 @@ pub enum Admission {
     ControllerImpersonation,
 }
 
-/// Told of every entry as it is recorded (the break-glass alert).
-pub type Observer = Box<dyn Fn(&ObjectRef, &JournalEntry) + Send + Sync>;
-
 pub struct Journal {
     entries: Mutex<LruCache<ObjectRef, JournalEntry>>,
-    observer: std::sync::OnceLock<Observer>,
 }
 
 impl Default for Journal {
@@ -47,33 +43,16 @@ impl Default for Journal {
             entries: Mutex::new(LruCache::new(
                 NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
             )),
-            observer: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Journal {
-    /// Sets the observer; only the first call counts.
-    pub fn observe(&self, observer: Observer) {
-        let _ = self.observer.set(observer);
-    }
-
     pub fn record(&self, key: ObjectRef, entry: JournalEntry) {
-        if let Some(observer) = self.observer.get() {
-            observer(&key, &entry);
-        }
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .put(key, entry);
-    }
-
-    /// Tells the observer of a request worth an alert without keeping it
-    /// (it changed nothing: a denied controller-identity request).
-    pub fn flag(&self, key: &ObjectRef, entry: &JournalEntry) {
-        if let Some(observer) = self.observer.get() {
-            observer(key, entry);
-        }
     }
 
     pub fn get(&self, key: &ObjectRef) -> Option<JournalEntry> {

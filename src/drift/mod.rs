@@ -8,6 +8,7 @@
 
 pub use gitops_guard_core::drift::{detect, record, settings};
 pub mod alerts;
+pub mod announce;
 pub mod events;
 pub mod journal;
 pub mod leader;
@@ -17,4 +18,4 @@ mod start;
 pub mod watch;
 pub mod webhooks;
 
-pub use start::{Settings, start};
+pub use start::{FromAdmission, Settings, start};

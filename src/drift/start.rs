@@ -6,68 +6,17 @@ use std::sync::{Arc, RwLock};
 use prometheus::Registry;
 
 use super::{
-    alerts::{Alerts, Labels},
-    events,
-    journal::{Admission, Journal, JournalEntry},
+    alerts::Alerts,
+    announce, events,
+    journal::Journal,
     leader::{self, Election, Leadership},
     watch::{self, DriftMetrics, DriftWatch},
     webhooks,
 };
-use crate::{cluster::view::ClusterView, object_ref::ObjectRef, policy::Policy};
+use crate::{cluster::view::ClusterView, policy::Policy};
 
 /// The `serve` flags the drift side reads.
 pub type Settings = crate::config::DriftServeArgs;
-
-/// How long a break-glass use stays visible in Alertmanager.
-const BREAK_GLASS_HOLD: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-fn break_glass_alert(key: &ObjectRef, entry: &JournalEntry, cluster: &str) -> (Labels, Labels) {
-    let (namespace, name, resource) = (&key.namespace, &key.name, key.resource_label());
-    let pairs = |items: Vec<(&str, String)>| -> Labels {
-        items.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-    };
-    let labels = pairs(vec![
-        ("alertname", "GitOpsBreakGlassUsed".to_owned()),
-        ("severity", "warning".to_owned()),
-        ("namespace", namespace.clone()),
-        ("resource", resource.clone()),
-        ("name", name.clone()),
-        ("user", entry.user.clone()),
-        ("cluster", cluster.to_owned()),
-    ]);
-    let summary = format!(
-        "{} changed GitOps-owned {resource} {namespace}/{name} under a break-glass grant.",
-        entry.user
-    );
-    (labels, pairs(vec![("summary", summary)]))
-}
-
-/// A request as a controller identity without a Pod-bound token.
-fn controller_token_alert(
-    key: &ObjectRef,
-    entry: &JournalEntry,
-    cluster: &str,
-) -> (Labels, Labels) {
-    let (namespace, name, resource) = (&key.namespace, &key.name, key.resource_label());
-    let labels: Labels = [
-        ("alertname", "GitOpsControllerImpersonation".to_owned()),
-        ("severity", "critical".to_owned()),
-        ("user", entry.user.clone()),
-        ("cluster", cluster.to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let summary = format!(
-        "A request as {} without a token bound to one of its Pods tried to write {resource} \
-         {namespace}/{name}: someone is impersonating the controller or using its token elsewhere.",
-        entry.user
-    );
-    (
-        labels,
-        [("summary".to_owned(), summary)].into_iter().collect(),
-    )
-}
 
 /// Who this replica is in the Lease: the Pod's name, else host and pid.
 fn identity() -> String {
@@ -77,11 +26,18 @@ fn identity() -> String {
     })
 }
 
+/// What the validating shell hands the drift side: who it let through, and
+/// the events worth an alert.
+pub struct FromAdmission {
+    pub journal: Arc<Journal>,
+    pub admitted: tokio::sync::mpsc::Receiver<announce::Admitted>,
+}
+
 pub fn start(
     client: kube::Client,
     policy: &Arc<Policy>,
     view: &Arc<RwLock<ClusterView>>,
-    journal: Arc<Journal>,
+    from_admission: FromAdmission,
     settings: Settings,
     registry: &Registry,
     tasks: &crate::tasks::Tasks,
@@ -122,15 +78,11 @@ pub fn start(
         gauge.set(1);
     }
     tasks.spawn("alert-sender", alerts.clone().run());
-    let (announcer, cluster) = (alerts.clone(), settings.cluster_name.clone());
-    journal.observe(Box::new(move |key, entry| {
-        let alert = match entry.admission {
-            Admission::BreakGlass => break_glass_alert(key, entry, &cluster),
-            Admission::ControllerImpersonation => controller_token_alert(key, entry, &cluster),
-            Admission::Warned | Admission::Audited => return,
-        };
-        announcer.announce(alert.0, alert.1, BREAK_GLASS_HOLD);
-    }));
+    let FromAdmission { journal, admitted } = from_admission;
+    tasks.spawn(
+        "admission-alerts",
+        announce::run(admitted, alerts.clone(), settings.cluster_name.clone()),
+    );
     webhooks::spawn(
         client.clone(),
         alerts.clone(),

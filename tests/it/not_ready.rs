@@ -58,6 +58,7 @@ async fn review_of(
         journal: Default::default(),
         view_ready: ready,
         view_changed: changed,
+        announcements: Default::default(),
     };
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

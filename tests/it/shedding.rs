@@ -43,6 +43,7 @@ async fn reviews_past_max_in_flight_are_refused_at_once_and_counted() {
         journal: Default::default(),
         view_ready: ready,
         view_changed: Default::default(),
+        announcements: Default::default(),
     };
     let app =
         gitops_guard::webhook::shed(server::router(guard, Duration::from_secs(10)), 1, &metrics);

@@ -48,6 +48,7 @@ pub fn router_over(view: ClusterView, request_timeout: Duration) -> (Router, Reg
         journal: Default::default(),
         view_ready: tokio::sync::watch::channel(true).1,
         view_changed: Default::default(),
+        announcements: Default::default(),
     };
     (router(guard, request_timeout), registry)
 }
