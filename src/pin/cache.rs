@@ -42,6 +42,10 @@ struct Inner {
     in_flight: HashMap<CacheKey, Waiter>,
 }
 
+/// `lru` behind a `Mutex`, with our TTLs and single flight, rather than
+/// `moka`: on the hit path (every image of every review) moka's `get` took
+/// 1.4 to 2.6 times as long, on 1 and 2 threads (`bench/cache-compare`,
+/// bench/RESULTS.md "Digest cache: lru against moka").
 pub struct DigestCache {
     inner: Mutex<Inner>,
     ttl: Duration,
