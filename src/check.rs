@@ -81,19 +81,26 @@ pub(crate) fn inputs(args: &CheckArgs) -> Result<Inputs, Error> {
     })
 }
 
+impl Inputs {
+    /// The review decoded by `decode` (the validating or the pinning view
+    /// of it); an error names the input.
+    pub(crate) fn review<'b, R>(
+        &'b self,
+        decode: impl FnOnce(&'b [u8]) -> Result<R, review::DecodeError>,
+    ) -> Result<R, Error> {
+        decode(&self.body).map_err(|source| Error::Review {
+            path: self.label.clone(),
+            source,
+        })
+    }
+}
+
 pub fn run(args: &CheckArgs) -> Result<Outcome, Error> {
-    let Inputs {
-        policy,
-        view,
-        label,
-        body,
-    } = inputs(args)?;
-    let req = review::decode(&body).map_err(|source| Error::Review {
-        path: label.clone(),
-        source,
-    })?;
+    let inputs = inputs(args)?;
+    let req = inputs.review(review::decode)?;
+    let (policy, view, label) = (&inputs.policy, &inputs.view, inputs.label.clone());
     let now = args.at.unwrap_or_else(jiff::Timestamp::now);
-    let decision = decide(&policy, &view, &req, now);
+    let decision = decide(policy, view, &req, now);
     let response =
         serde_json::to_string_pretty(&respond::review(&req.uid, &decision)).map_err(|e| {
             Error::Parse {

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Instant};
 use serde::Serialize;
 
 use crate::{
-    check::{Error, Inputs, inputs},
+    check::{Error, inputs},
     config::CheckArgs,
     pin::{
         cache::DigestCache, error::ResolveError, locate, metrics::PinMetrics, plan,
@@ -35,16 +35,9 @@ fn read_file(path: &std::path::Path) -> Result<String, Error> {
 }
 
 pub fn run(args: &CheckArgs) -> Result<MutateOutcome, Error> {
-    let Inputs {
-        policy,
-        view,
-        label,
-        body,
-    } = inputs(args)?;
-    let req = locate::decode(&body).map_err(|source| Error::Review {
-        path: label.clone(),
-        source,
-    })?;
+    let inputs = inputs(args)?;
+    let req = inputs.review(locate::decode)?;
+    let (policy, view) = (&inputs.policy, &inputs.view);
     let mode = match args.pin_mode {
         Some(mode) => mode,
         None => policy
@@ -56,7 +49,7 @@ pub fn run(args: &CheckArgs) -> Result<MutateOutcome, Error> {
     } else {
         let (wanted, _) = plan::wanted(&req, &policy.images);
         let digests = if args.resolve {
-            resolve(args, &policy, &wanted)?
+            resolve(args, policy, &wanted)?
         } else {
             from_file(args, &wanted)?
         };
