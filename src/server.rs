@@ -166,17 +166,19 @@ fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
     };
     // Alerts go to the drift side as a typed event; the journal keeps who
     // changed what (a denied impersonation changed nothing).
-    if matches!(
-        admission,
-        Admission::BreakGlass | Admission::ControllerImpersonation
-    ) {
-        guard.announcements.send(Admitted {
-            object: key.clone(),
-            entry: entry.clone(),
-        });
-    }
-    if admission != Admission::ControllerImpersonation {
-        guard.journal.record(key, entry);
+    match admission {
+        Admission::ControllerImpersonation => {
+            guard.announcements.send(Admitted { object: key, entry })
+        }
+        Admission::BreakGlass => {
+            let (object, announced) = (key.clone(), entry.clone());
+            guard.announcements.send(Admitted {
+                object,
+                entry: announced,
+            });
+            guard.journal.record(key, entry);
+        }
+        Admission::Warned | Admission::Audited => guard.journal.record(key, entry),
     }
 }
 

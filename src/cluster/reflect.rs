@@ -148,7 +148,8 @@ pub async fn spawn(
         let ar = ApiResource::from_gvk_with_plural(&gvk, &parent.resource);
         let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar);
         let p = policy.clone();
-        let (added, removed) = (Arc::new(parent.clone()), Arc::new(parent.clone()));
+        let kind = Arc::new(parent.clone());
+        let (added, removed) = (kind.clone(), kind);
         let name_of = |o: &PartialObjectMeta<DynamicObject>| {
             let m = &o.metadata;
             (

@@ -65,8 +65,8 @@ async fn an_http2_answer_never_carries_a_connection_header() {
     assert!(response.headers().get(CONNECTION).is_none());
 }
 
-#[test]
-fn a_draining_instance_reports_itself_not_ready() {
+/// A replica with its certificate, listener and view in place.
+fn ready() -> Readiness {
     let readiness = Readiness::default();
     for fact in [
         &readiness.certificate_loaded,
@@ -75,6 +75,12 @@ fn a_draining_instance_reports_itself_not_ready() {
     ] {
         fact.store(true, std::sync::atomic::Ordering::Release);
     }
+    readiness
+}
+
+#[test]
+fn a_draining_instance_reports_itself_not_ready() {
+    let readiness = ready();
     assert!(readiness.missing().is_empty());
     readiness.draining.start();
     assert_eq!(readiness.missing(), ["shutting down"]);
@@ -82,14 +88,7 @@ fn a_draining_instance_reports_itself_not_ready() {
 
 #[test]
 fn a_stopped_background_task_makes_the_guard_not_ready_and_names_it() {
-    let readiness = Readiness::default();
-    for fact in [
-        &readiness.certificate_loaded,
-        &readiness.listener_bound,
-        &readiness.view_synced,
-    ] {
-        fact.store(true, std::sync::atomic::Ordering::Release);
-    }
+    let readiness = ready();
     let _ = readiness.stopped_task.set("drift-watch");
     assert_eq!(readiness.missing(), ["background task drift-watch stopped"]);
 }

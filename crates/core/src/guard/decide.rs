@@ -118,12 +118,12 @@ fn decide_ownership(
     // parent's labels: its write is derived, not manual, when the parent is
     // in the view with the same owner. Any other reference is forged, stale
     // or not yet seen: the write is judged as the manual change it may be.
-    let mut derivation = Derivation::NotDerived;
-    if account && user.starts_with("system:serviceaccount:") {
-        derivation = derivation_of(policy, view, req.namespace(), [judged, claimed]);
-        if derivation == Derivation::FromOwnedParent {
-            return Decision::allow(Reason::DerivedObject);
-        }
+    let derivation = match account && user.starts_with("system:serviceaccount:") {
+        true => derivation_of(policy, view, req.namespace(), [judged, claimed]),
+        false => Derivation::NotDerived,
+    };
+    if derivation == Derivation::FromOwnedParent {
+        return Decision::allow(Reason::DerivedObject);
     }
     // Only the judged owner's objects: a write that also claims another
     // owner is never a compatible one.
