@@ -6,7 +6,7 @@
 //! and the CLI. ARCHITECTURE.md has the map.
 #![forbid(unsafe_code)]
 
-pub use gitops_guard_core::{admission, duration, guard, object_ref, policy};
+pub use gitops_guard_core::{admission, duration, guard, identity, object_ref, policy};
 
 pub mod admin;
 pub mod app;

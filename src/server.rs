@@ -129,7 +129,7 @@ async fn validate(
         namespace = req.namespace(),
         name = req.object_name(),
         user = %req.user_info.username,
-        credential = crate::guard::actors::credential(&req.user_info).as_str(),
+        credential = crate::identity::Credential::of(&req.user_info).as_str(),
         operation = req.operation.as_str(),
         dry_run = req.dry_run,
         decision = Empty,

@@ -13,10 +13,7 @@ use super::{
     reflect::{Shared, Sink, SyncGate, Tasks, run},
     view::Category,
 };
-use crate::{
-    guard::{identity::service_account, tenancy::controller_identities},
-    policy::Policy,
-};
+use crate::{guard::tenancy::controller_identities, identity, policy::Policy};
 
 /// Service accounts (metadata, every namespace) and the Pods of the
 /// controllers' namespaces, for the tenant rules.
@@ -50,7 +47,7 @@ pub(super) fn spawn(
     tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
 
     let mut namespaces: Vec<String> = controller_identities(policy)
-        .filter_map(|u| service_account(u).map(|(ns, _)| ns.to_owned()))
+        .filter_map(|u| identity::ServiceAccount::parse(u).map(|a| a.namespace.to_owned()))
         .collect();
     namespaces.sort();
     namespaces.dedup();

@@ -13,7 +13,7 @@ use super::{
     questions::{self, Question},
     rbac::{Attributes, Rbac, UserRef},
 };
-use crate::{cluster::view::ClusterView, guard::identity::service_account, policy::Policy};
+use crate::{cluster::view::ClusterView, identity::ServiceAccount, policy::Policy};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditReport {
@@ -46,8 +46,8 @@ pub enum Authority<'a> {
 }
 
 fn user_of(identity: &str) -> UserRef {
-    match service_account(identity) {
-        Some((ns, name)) => UserRef::service_account(ns, name),
+    match ServiceAccount::parse(identity) {
+        Some(account) => UserRef::service_account(account),
         None => UserRef {
             name: identity.to_owned(),
             groups: vec!["system:authenticated".to_owned()],

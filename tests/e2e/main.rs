@@ -166,6 +166,10 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         tenancy::alice_with_edit_in_team_a_is_reported_as_able_to_impersonate_its_reconciler,
     ),
     (
+        "a_certificate_named_like_team_as_reconciler_is_not_it",
+        tenancy::a_certificate_named_like_team_as_reconciler_is_not_it,
+    ),
+    (
         "a_human_impersonating_kustomize_controller_is_denied_and_alerted",
         tenancy::a_human_impersonating_kustomize_controller_is_denied_and_alerted,
     ),

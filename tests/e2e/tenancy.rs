@@ -288,3 +288,130 @@ pub fn a_human_impersonating_kustomize_controller_is_denied_and_alerted(c: &Clus
         alert_with(c, "GitOpsControllerImpersonation", &[("user", KUSTOMIZE)])
     })
 }
+
+/// A client certificate for `subject`, issued by the cluster's own signer
+/// through the CertificateSigningRequest API as anyone allowed to create
+/// and approve CSRs can: returns the paths of the certificate and key.
+fn mint_client_certificate(
+    c: &Cluster,
+    name: &str,
+    subject: &str,
+) -> Result<(String, String), String> {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, subject);
+    params.distinguished_name = dn;
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|r| r.pem())
+        .map_err(|e| e.to_string())?;
+    use base64::Engine;
+    let request = base64::engine::general_purpose::STANDARD.encode(csr);
+    let manifest = format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\n\
+         metadata: {{name: {name}}}\n\
+         spec: {{request: {request}, signerName: kubernetes.io/kube-apiserver-client, \
+         expirationSeconds: 3600, usages: [client auth]}}\n"
+    );
+    c.kubectl_stdin("admin", &["apply", "-f", "-"], &manifest)
+        .allowed("create the CertificateSigningRequest")?;
+    c.kubectl("admin", &["certificate", "approve", name])
+        .allowed("approve it")?;
+    let mut issued = String::new();
+    eventually(Duration::from_secs(20), || {
+        let out = c.kubectl(
+            "admin",
+            &["get", "csr", name, "-o", "jsonpath={.status.certificate}"],
+        );
+        issued = out.stdout.trim().to_owned();
+        match issued.is_empty() {
+            true => Err(format!("csr {name} not signed yet: {}", out.stderr)),
+            false => Ok(()),
+        }
+    })?;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(&issued)
+        .map_err(|e| format!("csr {name}: certificate is not base64: {e}"))?;
+    let dir = c.run.join("cluster");
+    let (cert, key_path) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert, pem).map_err(|e| e.to_string())?;
+    std::fs::write(&key_path, key.serialize_pem()).map_err(|e| e.to_string())?;
+    Ok((cert.display().to_string(), key_path.display().to_string()))
+}
+
+/// Anyone who may approve a CertificateSigningRequest can mint a client
+/// certificate named like team-a's reconciler, and RBAC gives it the
+/// account's rights (a ServiceAccount subject matches by username). The
+/// guard tells the certificate from the account: it may not scale team-a's
+/// Deployment (a `/scale` carries no labels, the parent decides) nor patch
+/// it, while the account's own token may.
+pub fn a_certificate_named_like_team_as_reconciler_is_not_it(c: &Cluster) -> Outcome {
+    tenants(c)?;
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: team-a\n  labels:\n    \
+         app: web\n    kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: team-a\n\
+         spec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    \
+         metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: nginx:1.27}]\n";
+    let as_team_a = [
+        "apply",
+        "--server-side",
+        "--field-manager=kustomize-controller",
+        "--as",
+        TEAM_A,
+        "-f",
+        "-",
+    ];
+    eventually(Duration::from_secs(10), || {
+        c.kubectl_stdin("kustomize-controller", &as_team_a, deployment)
+            .allowed("kustomize-controller impersonating team-a applies the Deployment")
+            .map(drop)
+    })?;
+    let (cert, key) = mint_client_certificate(c, "team-a-lookalike", TEAM_A)?;
+    let server = std::fs::read_to_string(c.run.join("cluster/ready")).unwrap_or_default();
+    let ca = c.run.join("cluster/pki/ca.crt").display().to_string();
+    let as_certificate = |args: &[&str]| {
+        let mut all = vec![
+            "--kubeconfig=/dev/null",
+            "--server",
+            server.trim(),
+            "--certificate-authority",
+            &ca,
+            "--client-certificate",
+            &cert,
+            "--client-key",
+            &key,
+        ];
+        all.extend_from_slice(args);
+        c.kubectl_with("admin", &all, None, &[])
+    };
+    // RBAC sees the certificate as the account: the guard is all that stands.
+    as_certificate(&[
+        "auth",
+        "can-i",
+        "patch",
+        "deployments/scale",
+        "-n",
+        "team-a",
+    ])
+    .allowed("RBAC lets the certificate scale in team-a")?;
+    let scale = ["scale", "deployment/web", "-n", "team-a", "--replicas=3"];
+    as_certificate(&scale)
+        .denied("a certificate named like team-a's reconciler scaling its Deployment")?
+        .mentions(&format!("Only {TEAM_A} may write it"))?;
+    let patch = [
+        "patch",
+        "deployment/web",
+        "-n",
+        "team-a",
+        "-p",
+        r#"{"spec":{"replicas":4}}"#,
+    ];
+    as_certificate(&patch).denied("the same certificate patching the Deployment")?;
+    c.kubectl_as_service_account("team-a", "team-a", &scale, "")
+        .allowed("team-a's reconciler token scales it")?;
+    Ok(())
+}

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod drift;
 pub mod duration;
 pub mod guard;
+pub mod identity;
 pub mod object_ref;
 pub mod pin;
 pub mod policy;

@@ -13,44 +13,11 @@
 
 use serde::Deserialize;
 
-use super::{compat::changes::Changes, compat::settings::Kinds, identity::service_account};
-use crate::admission::review::{Operation, Request, UserInfo};
-
-pub const CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
-
-/// What authenticated a request, read from its credential id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    /// A service-account token (`JTI=`).
-    ServiceAccountToken,
-    /// An X.509 client certificate (`X509SHA256=`).
-    ClientCertificate,
-    /// A credential id of another kind (a webhook or OIDC authenticator).
-    Other,
-    /// None: impersonation, or an authenticator that sets no id.
-    Unknown,
-}
-
-pub fn credential(info: &UserInfo<'_>) -> Credential {
-    match info.extra_value(CREDENTIAL_ID) {
-        Some(id) if id.starts_with("JTI=") => Credential::ServiceAccountToken,
-        Some(id) if id.starts_with("X509SHA256=") => Credential::ClientCertificate,
-        Some(_) => Credential::Other,
-        None => Credential::Unknown,
-    }
-}
-
-impl Credential {
-    /// For logs: `token`, `certificate`, `other`, `none`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Credential::ServiceAccountToken => "token",
-            Credential::ClientCertificate => "certificate",
-            Credential::Other => "other",
-            Credential::Unknown => "none",
-        }
-    }
-}
+use super::{compat::changes::Changes, compat::settings::Kinds};
+use crate::{
+    admission::review::{Operation, Request},
+    identity::{Credential, Identity},
+};
 
 /// A system actor of the policy: an identity and its jobs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -119,16 +86,16 @@ impl Job {
 /// doing one of its jobs.
 pub fn doing_its_job(actors: &[SystemActor], req: &Request<'_>) -> bool {
     let info = &req.user_info;
-    let user = info.username.as_ref();
-    let Some(actor) = actors.iter().find(|a| a.identity == user) else {
+    let identity = Identity::of(info);
+    let Some(actor) = actors.iter().find(|a| identity.is(&a.identity)) else {
         return false;
     };
-    let proven = match (service_account(user), credential(info)) {
-        (Some(_), Credential::ServiceAccountToken) => {
+    let proven = match (identity, Credential::of(info)) {
+        (Identity::ServiceAccount(_), Credential::ServiceAccountToken) => {
             info.groups.iter().any(|g| g == "system:serviceaccounts")
         }
         // kube-controller-manager's own identity is a client certificate.
-        (None, Credential::ClientCertificate) => true,
+        (Identity::User(_), Credential::ClientCertificate) => true,
         _ => false,
     };
     proven && actor.jobs.iter().any(|job| job.covers(req))

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::{
     actors, compat,
-    identity::{reconcilers, service_account},
+    identity::reconcilers,
     message::{self, Subject},
     ownership::{Owner, changed_guard_label, changed_protected_key, owner_of},
     tenancy,
@@ -16,6 +16,7 @@ use crate::{
         review::{Metadata, Operation, Request},
     },
     cluster::view::{ClusterView, ParentLookup, Who},
+    identity::Identity,
     policy::{Mode, Policy},
 };
 
@@ -67,7 +68,6 @@ fn decide_ownership(
     req: &Request<'_>,
     now: Timestamp,
 ) -> Decision {
-    let user = req.user_info.username.as_ref();
     if req.sub_resource() == "scale" {
         return decide_scale(policy, view, req, now);
     }
@@ -100,17 +100,14 @@ fn decide_ownership(
     let Some(owner) = judged_owner.as_ref().or(claimed_owner.as_ref()) else {
         return Decision::allow(Reason::Unowned);
     };
-    // A client certificate whose name looks like a service account is a
-    // User, never that account (Flux impersonates tenant accounts, so the
-    // absence of a token proves nothing; a certificate does).
-    let certificate = actors::credential(&req.user_info) == actors::Credential::ClientCertificate;
-    let account = !certificate || service_account(user).is_none();
+    // A client certificate named like a service account is a user, never
+    // that account (`Identity::of`).
+    let writer = Identity::of(&req.user_info);
     let owners = [judged_owner.as_ref(), claimed_owner.as_ref()];
-    if account
-        && owners
-            .iter()
-            .flatten()
-            .all(|o| reconcilers(policy, view, o).contains(user))
+    if owners
+        .iter()
+        .flatten()
+        .all(|o| reconcilers(policy, view, o).contains(writer))
     {
         return Decision::allow(Reason::Reconciler);
     }
@@ -118,17 +115,20 @@ fn decide_ownership(
     // parent's labels: its write is derived, not manual, when the parent is
     // in the view with the same owner. Any other reference is forged, stale
     // or not yet seen: the write is judged as the manual change it may be.
-    let derivation = match account && user.starts_with("system:serviceaccount:") {
-        true => derivation_of(policy, view, req.namespace(), [judged, claimed]),
-        false => Derivation::NotDerived,
+    let derivation = match writer {
+        Identity::ServiceAccount(_) => {
+            derivation_of(policy, view, req.namespace(), [judged, claimed])
+        }
+        Identity::User(_) => Derivation::NotDerived,
     };
     if derivation == Derivation::FromOwnedParent {
         return Decision::allow(Reason::DerivedObject);
     }
     // Only the judged owner's objects: a write that also claims another
     // owner is never a compatible one.
-    let compatible = (claimed_owner.is_none() && account)
-        .then(|| compat::check(policy, req, owner))
+    let compatible = claimed_owner
+        .is_none()
+        .then(|| compat::check(policy, req, writer, owner))
         .flatten();
     let (reason, key) = match compatible {
         Some(compat::Verdict::Allow(reason)) => return Decision::allow(reason),
@@ -204,7 +204,6 @@ fn decide_scale(
     req: &Request<'_>,
     now: Timestamp,
 ) -> Decision {
-    let user = req.user_info.username.as_ref();
     let resource = &req.resource;
     let parent = view.parent(
         &resource.group,
@@ -217,7 +216,7 @@ fn decide_scale(
     let Some(owner) = parent.and_then(|p| owner_of(policy, p)) else {
         return Decision::allow(Reason::Unowned);
     };
-    if reconcilers(policy, view, &owner).contains(user) {
+    if reconcilers(policy, view, &owner).contains(Identity::of(&req.user_info)) {
         return Decision::allow(Reason::Reconciler);
     }
     judge_manual(

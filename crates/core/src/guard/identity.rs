@@ -7,7 +7,11 @@
 use std::fmt;
 
 use super::ownership::{Owner, OwnerKind};
-use crate::{cluster::view::ClusterView, policy::Policy};
+use crate::{
+    cluster::view::ClusterView,
+    identity::{Identity, ServiceAccount},
+    policy::Policy,
+};
 
 /// The identities allowed to write an owner's objects (not to be confused
 /// with `cluster::identities`, the service accounts and Pods in the view).
@@ -22,10 +26,12 @@ pub enum Writers<'p> {
 }
 
 impl Writers<'_> {
-    pub fn contains(&self, user: &str) -> bool {
+    /// Whether `writer` is one of them: by identity, so a client certificate
+    /// named like a listed service account is not that account.
+    pub fn contains(&self, writer: Identity<'_>) -> bool {
         match self {
-            Writers::Listed(users) => users.iter().any(|u| u == user),
-            Writers::Impersonated(sa) => sa == user,
+            Writers::Listed(users) => users.iter().any(|u| writer.is(u)),
+            Writers::Impersonated(sa) => writer.is(sa),
             Writers::Nobody(_) => false,
         }
     }
@@ -52,10 +58,11 @@ pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) ->
                 .and_then(|o| o.service_account.as_deref())
                 .or(default.filter(|_| known.is_some()));
             if let Some(sa) = impersonated {
-                return Writers::Impersonated(format!(
-                    "system:serviceaccount:{}:{sa}",
-                    owner.namespace
-                ));
+                let account = ServiceAccount {
+                    namespace: &owner.namespace,
+                    name: sa,
+                };
+                return Writers::Impersonated(account.username());
             }
             // In a tenant, the controller's own identity never stands in.
             let label = &policy.tenancy.tenant_label;
@@ -72,11 +79,4 @@ pub fn reconcilers<'p>(policy: &'p Policy, view: &ClusterView, owner: &Owner) ->
             Writers::Listed(owners.get(owner.kind).reconcilers)
         }
     }
-}
-
-/// `system:serviceaccount:<namespace>:<name>` as (namespace, name).
-pub fn service_account(user: &str) -> Option<(&str, &str)> {
-    let rest = user.strip_prefix("system:serviceaccount:")?;
-    let (namespace, name) = rest.split_once(':')?;
-    (!namespace.is_empty() && !name.is_empty() && !name.contains(':')).then_some((namespace, name))
 }

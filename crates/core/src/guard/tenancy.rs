@@ -6,22 +6,17 @@
 //!    of their namespace and point only inside their tenant;
 //! 4. a namespace in use by a tenant is not handed to another one.
 
-use super::{
-    identity::service_account,
-    tenancy_spec::{self, SpecCheck},
-};
+use super::tenancy_spec::{self, SpecCheck};
 use crate::{
     admission::{
         decision::Reason,
         review::{Operation, Request},
     },
     cluster::view::ClusterView,
+    identity::{POD_NAME, POD_UID, ServiceAccount},
     policy::Policy,
     tenancy::settings::OnViolation,
 };
-
-pub const POD_NAME: &str = "authentication.kubernetes.io/pod-name";
-pub const POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 
 /// A broken tenant rule: what the namespace's mode turns into a denial.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +85,7 @@ pub fn controller_identities(policy: &Policy) -> impl Iterator<Item = &str> {
         .chain(custom)
         .map(String::as_str)
         .chain(policy.compatibility.controller_identities())
-        .filter(|u| service_account(u).is_some())
+        .filter(|u| ServiceAccount::parse(u).is_some())
 }
 
 /// Rule 1: a controller identity without a token bound to one of its Pods.
@@ -101,7 +96,12 @@ fn controller_token(policy: &Policy, view: &ClusterView, req: &Request<'_>) -> O
     if setting == OnViolation::Off || !controller_identities(policy).any(|c| c == user) {
         return None;
     }
-    let (namespace, account) = service_account(user)?;
+    // By name, whatever the credential: a certificate named like a
+    // controller is refused here in every mode too.
+    let ServiceAccount {
+        namespace,
+        name: account,
+    } = ServiceAccount::parse(user)?;
     let problem = match info.extra_value(POD_NAME) {
         None => format!(
             "{user} is a GitOps controller identity, but this request carries no Pod-bound token \
@@ -132,7 +132,10 @@ pub fn tenant_of_reconciler<'v>(
     view: &'v ClusterView,
     user: &str,
 ) -> Option<&'v str> {
-    let (namespace, account) = service_account(user)?;
+    let ServiceAccount {
+        namespace,
+        name: account,
+    } = ServiceAccount::parse(user)?;
     let tenant = view.tenant_of(&policy.tenancy.tenant_label, namespace)?;
     let default = policy.tenancy.default_service_account.as_deref();
     let impersonated = default == Some(account)

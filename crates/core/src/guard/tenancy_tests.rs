@@ -347,3 +347,40 @@ fn nothing_is_decided_before_the_view_is_synced() {
         (Outcome::Denied, Reason::ViewNotSynced)
     );
 }
+
+/// `/scale` carries no labels, so the parent in the view names the owner;
+/// the writer must still be the reconciler by its credential, not by a
+/// certificate's common name.
+#[rstest]
+#[case::team_as_reconciler_may_scale_its_deployment(Rev::scale().namespace("team-a").by(TEAM_A), Outcome::Allowed, Reason::Reconciler)]
+#[case::a_client_certificate_named_like_team_as_reconciler_may_not_scale_it(
+    Rev::scale().namespace("team-a").by_certificate(TEAM_A), Outcome::Denied, Reason::NotReconciler)]
+fn scaling_a_tenant_deployment_needs_its_reconciler(
+    #[case] rev: Rev,
+    #[case] outcome: Outcome,
+    #[case] reason: Reason,
+) {
+    use crate::cluster::view::{ParentKind, ParentMeta};
+    let mut view = tenants();
+    let web = ParentMeta {
+        uid: "d1".into(),
+        labels: [
+            ("kustomize.toolkit.fluxcd.io/name".into(), "apps".into()),
+            (
+                "kustomize.toolkit.fluxcd.io/namespace".into(),
+                "team-a".into(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        annotations: Default::default(),
+    };
+    let deployments = ParentKind::new("apps", "v1", "Deployment", "deployments");
+    view.upsert_parent(&deployments, "team-a".into(), "web".into(), web);
+    let decision = run_with(&Policy::default(), rev, &view);
+    assert_eq!(
+        (decision.outcome, decision.reason()),
+        (outcome, reason),
+        "{decision:?}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::guard::actors::CREDENTIAL_ID;
+use crate::identity::CREDENTIAL_ID;
 
 use crate::guard::ownership::{
     ARGO_TRACKING_ID, HELM_NAME, HELM_NAMESPACE, KUSTOMIZE_NAME, KUSTOMIZE_NAMESPACE,

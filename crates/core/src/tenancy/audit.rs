@@ -8,8 +8,7 @@ use serde::Serialize;
 
 use super::rbac::{Attributes, Rbac, SubjectIdentity};
 use crate::{
-    cluster::view::ClusterView,
-    guard::{identity::service_account, tenancy::controller_identities},
+    cluster::view::ClusterView, guard::tenancy::controller_identities, identity::ServiceAccount,
     policy::Policy,
 };
 
@@ -39,7 +38,11 @@ pub fn reconcilers(policy: &Policy, view: &ClusterView) -> Vec<Reconciler> {
                 continue;
             };
             let kind = kind.object_kind();
-            let identity = format!("system:serviceaccount:{namespace}:{sa}");
+            let identity = ServiceAccount {
+                namespace,
+                name: sa,
+            }
+            .username();
             let user = format!("{kind} {namespace}/{name}");
             match found.iter_mut().find(|r| r.identity == identity) {
                 Some(r) => r.used_by.push(user),
@@ -63,7 +66,9 @@ pub fn reconcilers(policy: &Policy, view: &ClusterView) -> Vec<Reconciler> {
     // Kubernetes' own controllers the guard trusts with their jobs: whoever
     // can become one can delete owned objects.
     let actors = policy.system_actors.iter().map(|a| a.identity.as_str());
-    let actors: BTreeSet<&str> = actors.filter(|a| service_account(a).is_some()).collect();
+    let actors: BTreeSet<&str> = actors
+        .filter(|a| ServiceAccount::parse(a).is_some())
+        .collect();
     found.extend(actors.into_iter().map(|a| Reconciler {
         tenant: String::new(),
         identity: a.to_owned(),
@@ -145,7 +150,7 @@ pub fn impersonation(policy: &Policy, rbac: &Rbac, reconcilers: &[Reconciler]) -
     };
     let mut findings = Vec::new();
     for r in reconcilers {
-        let Some((namespace, name)) = service_account(&r.identity) else {
+        let Some(ServiceAccount { namespace, name }) = ServiceAccount::parse(&r.identity) else {
             continue;
         };
         let own_group = format!("system:serviceaccounts:{namespace}");

@@ -5,7 +5,7 @@ use super::{
     audit::{Finding, Reconciler, Right},
     rbac::{Attributes, Rbac, UserRef},
 };
-use crate::{cluster::view::ClusterView, guard::identity::service_account, policy::Policy};
+use crate::{cluster::view::ClusterView, identity::ServiceAccount, policy::Policy};
 
 /// One question about one tenant reconciler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub fn questions(
     let label = &policy.tenancy.tenant_label;
     let mut out = Vec::new();
     for r in reconcilers.iter().filter(|r| !r.tenant.is_empty()) {
-        let Some((namespace, name)) = service_account(&r.identity) else {
+        let Some(ServiceAccount { namespace, name }) = ServiceAccount::parse(&r.identity) else {
             continue;
         };
         let mut ask = |right, attrs| {
@@ -85,7 +85,7 @@ pub fn questions(
         for (right, verb, group, resource) in cluster {
             ask(right, Attributes::new("", verb, group, resource));
         }
-        let user = UserRef::service_account(namespace, name);
+        let user = UserRef::service_account(ServiceAccount { namespace, name });
         let others = rbac
             .namespaces_binding(&user)
             .into_iter()

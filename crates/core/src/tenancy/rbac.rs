@@ -11,6 +11,8 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject,
 };
 
+use crate::identity::ServiceAccount;
+
 /// A request, as the authorizer sees it. `namespace` is empty for
 /// cluster-scoped resources (and, for namespaced ones, means "every namespace").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,9 +58,10 @@ pub struct UserRef {
 
 impl UserRef {
     /// A service account with the groups the apiserver gives it.
-    pub fn service_account(namespace: &str, name: &str) -> Self {
+    pub fn service_account(account: ServiceAccount<'_>) -> Self {
+        let namespace = account.namespace;
         Self {
-            name: format!("system:serviceaccount:{namespace}:{name}"),
+            name: account.username(),
             groups: vec![
                 "system:serviceaccounts".to_owned(),
                 format!("system:serviceaccounts:{namespace}"),
@@ -229,7 +232,13 @@ fn grantee(s: &Subject, b: &BindingDef) -> Grantee {
                 .unwrap_or(&b.namespace);
             (
                 format!("ServiceAccount {ns}/{}", s.name),
-                SubjectIdentity::User(format!("system:serviceaccount:{ns}:{}", s.name)),
+                SubjectIdentity::User(
+                    ServiceAccount {
+                        namespace: ns,
+                        name: &s.name,
+                    }
+                    .username(),
+                ),
             )
         }
         "Group" => (
@@ -258,7 +267,11 @@ fn applies_to(s: &Subject, binding_namespace: &str, user: &UserRef) -> bool {
                 .as_deref()
                 .filter(|n| !n.is_empty())
                 .unwrap_or(binding_namespace);
-            user.name == format!("system:serviceaccount:{ns}:{}", s.name)
+            ServiceAccount::parse(&user.name)
+                == Some(ServiceAccount {
+                    namespace: ns,
+                    name: &s.name,
+                })
         }
         _ => false,
     }

@@ -6,6 +6,7 @@ use k8s_openapi::api::rbac::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::rbac::{Attributes, Rbac, UserRef, rule_allows};
+use crate::identity::ServiceAccount;
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str], names: &[&str]) -> PolicyRule {
     let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
@@ -92,7 +93,10 @@ fn rbac() -> Rbac {
 
 #[test]
 fn a_role_binding_grants_only_in_its_namespace() {
-    let sa = UserRef::service_account("team-a", "team-a");
+    let sa = UserRef::service_account(ServiceAccount {
+        namespace: "team-a",
+        name: "team-a",
+    });
     let rbac = rbac();
     assert!(rbac.allows(&sa, &Attributes::new("team-a", "create", "", "configmaps")));
     assert!(!rbac.allows(&sa, &Attributes::new("team-b", "create", "", "configmaps")));

@@ -25,6 +25,7 @@ use crate::{
         decision::Reason,
         review::{Operation, Request},
     },
+    identity::Identity,
     policy::Policy,
 };
 
@@ -38,14 +39,17 @@ pub enum Verdict {
     Suspend,
 }
 
-pub fn check(policy: &Policy, req: &Request<'_>, owner: &Owner) -> Option<Verdict> {
+pub fn check(
+    policy: &Policy,
+    req: &Request<'_>,
+    writer: Identity<'_>,
+    owner: &Owner,
+) -> Option<Verdict> {
     let compat = &policy.compatibility;
-    let user = req.user_info.username.as_ref();
     let (group, kind) = (req.kind.group.as_ref(), req.kind.kind.as_ref());
-    let generated = compat
-        .generated
-        .iter()
-        .any(|g| g.identity == user && g.kinds.contains(group, kind) && owner_is(g.owner, owner));
+    let generated = compat.generated.iter().any(|g| {
+        writer.is(&g.identity) && g.kinds.contains(group, kind) && owner_is(g.owner, owner)
+    });
     if generated && req.sub_resource().is_empty() {
         return Some(Verdict::Allow(Reason::GeneratedObject));
     }
@@ -59,7 +63,7 @@ pub fn check(policy: &Policy, req: &Request<'_>, owner: &Owner) -> Option<Verdic
     let serving: Vec<_> = compat
         .kind_controllers
         .iter()
-        .filter(|c| c.identity == user && c.serves.contains(group, kind))
+        .filter(|c| writer.is(&c.identity) && c.serves.contains(group, kind))
         .collect();
     let requests: Vec<_> = compat
         .reconcile_requests
@@ -70,7 +74,7 @@ pub fn check(policy: &Policy, req: &Request<'_>, owner: &Owner) -> Option<Verdic
         .allowances
         .iter()
         .filter(|a| {
-            let who = a.users.iter().any(|u| u == user)
+            let who = a.users.iter().any(|u| writer.is(u))
                 || a.groups.iter().any(|g| groups.iter().any(|mine| mine == g));
             who && a.kinds.iter().any(|k| k.contains(group, kind))
         })
@@ -93,11 +97,16 @@ pub fn check(policy: &Policy, req: &Request<'_>, owner: &Owner) -> Option<Verdic
         return Some(Verdict::Allow(Reason::Allowance));
     }
     suspendable
-        .then(|| suspend(policy, req, &changes))
+        .then(|| suspend(policy, req, writer, &changes))
         .flatten()
 }
 
-fn suspend(policy: &Policy, req: &Request<'_>, changes: &Changes) -> Option<Verdict> {
+fn suspend(
+    policy: &Policy,
+    req: &Request<'_>,
+    writer: Identity<'_>,
+    changes: &Changes,
+) -> Option<Verdict> {
     let rule = &policy.compatibility.suspend;
     let mut paths = annotation_pointers(&["reconcile.fluxcd.io/requestedAt"]);
     paths.push("/spec/suspend".to_owned());
@@ -106,7 +115,7 @@ fn suspend(policy: &Policy, req: &Request<'_>, changes: &Changes) -> Option<Verd
         return None;
     }
     let info = &req.user_info;
-    let operator = rule.users.iter().any(|u| *u == info.username)
+    let operator = rule.users.iter().any(|u| writer.is(u))
         || rule
             .operator_groups
             .iter()
