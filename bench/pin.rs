@@ -16,13 +16,16 @@ use gitops_guard_testkit::registry;
 use std::{
     collections::BTreeMap,
     hint::black_box,
-    sync::{Arc, RwLock},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use gitops_guard::{
     admission::respond,
-    cluster::view::{ClusterView, NamespaceFacts},
+    cluster::{
+        shared::SharedView,
+        view::{ClusterView, NamespaceFacts},
+    },
     metrics::AdmissionMetrics,
     pin::{locate, pullsecret::Keyring, serve::Pinner, settings::RegistrySettings},
     policy::Policy,
@@ -50,7 +53,7 @@ fn pinner(addr: &str, ttl: Duration) -> Pinner {
     let metrics = AdmissionMetrics::new(&registry).expect("metrics");
     Pinner::build(
         &Arc::new(policy),
-        &Arc::new(RwLock::new(view)),
+        &SharedView::fixed(view),
         None,
         Keyring::default(),
         metrics,

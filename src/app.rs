@@ -1,7 +1,9 @@
-//! Wiring for `serve`: certificate, cluster view, webhook and admin listeners,
-//! and an orderly shutdown. Each subsystem exposes a router or a spawn.
+//! Wiring for `serve`: certificate, the shared `Runtime` (cluster view,
+//! admission channel, tasks), the drift and tenancy sides, webhook and admin
+//! listeners, and an orderly shutdown. Each subsystem exposes a router or a
+//! spawn.
 
-use std::sync::{Arc, RwLock, atomic::Ordering};
+use std::sync::{Arc, atomic::Ordering};
 
 use anyhow::Context;
 use axum_server::{Handle, tls_rustls::RustlsConfig};
@@ -9,17 +11,16 @@ use prometheus::Registry;
 
 use crate::{
     admin::{self, Readiness},
-    cluster::{reflect, view::ClusterView},
     config::ServeArgs,
-    drain,
-    drift::{self, journal::Journal},
-    metrics::{AdmissionMetrics, ViewSizeCollector},
+    drain, drift,
+    metrics::AdmissionMetrics,
     pin::{
         pullsecret::Keyring,
         serve::{self, Pinner},
     },
     policy::Policy,
-    server::{self, Guard},
+    runtime::Runtime,
+    server,
     tasks::Tasks,
     tenancy::{self, metrics::TenancyMetrics, watch::TenancyWatch},
     tls::{self, CertWatcher, TlsMetrics},
@@ -60,72 +61,32 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tasks.spawn("certificate-watcher", certificates.run());
     readiness.certificate_loaded.store(true, Ordering::Release);
 
-    let view = Arc::new(RwLock::new(ClusterView::default()));
-    ViewSizeCollector::register(&registry, view.clone())?;
     let client = kube_client(kubeconfig.as_deref()).await?;
-    let ready = readiness.clone();
-    let (view_synced, view_ready) = tokio::sync::watch::channel(false);
-    let on_synced = Arc::new(move || {
-        ready.view_synced.store(true, Ordering::Release);
-        view_synced.send_replace(true);
-    });
-    let view_changed = Arc::new(tokio::sync::Notify::new());
-    reflect::spawn(
-        client.clone(),
-        policy.clone(),
-        view.clone(),
-        on_synced,
-        view_changed.clone(),
-        &tasks,
-    )
-    .await;
-    let drift_client = client.clone();
-
-    let metrics = AdmissionMetrics::new(&registry)?;
+    let (runtime, from_admission) =
+        Runtime::start(policy, client, registry, tasks, &readiness).await?;
+    let metrics = AdmissionMetrics::new(&runtime.registry)?;
     let pinner = Pinner::build(
-        &policy,
-        &view,
-        Some(client),
+        &runtime.policy,
+        &runtime.view,
+        Some(runtime.client.clone()),
         Keyring::default(),
         metrics.clone(),
-        &registry,
+        &runtime.registry,
     )?;
-    let journal = Arc::new(Journal::default());
-    let (announcements, admitted) = drift::announce::Announcements::channel();
     let cluster = settings.cluster_name.clone();
-    let alerts = drift::start(
-        drift_client.clone(),
-        &policy,
-        &view,
-        drift::FromAdmission {
-            journal: journal.clone(),
-            admitted,
-        },
-        settings,
-        &registry,
-        &tasks,
-    )?;
+    let alerts = drift::start(&runtime, from_admission, settings)?;
     tenancy::watch::spawn(
         TenancyWatch {
-            client: drift_client,
-            policy: policy.clone(),
-            view: view.clone(),
-            view_ready: view_ready.clone(),
+            client: runtime.client.clone(),
+            policy: runtime.policy.clone(),
+            view: runtime.view.clone(),
             alerts,
-            metrics: TenancyMetrics::new(&registry)?,
+            metrics: TenancyMetrics::new(&runtime.registry)?,
             cluster,
         },
-        &tasks,
+        &runtime.tasks,
     );
-    let guard = Guard {
-        policy,
-        view,
-        metrics,
-        journal,
-        view_ready,
-        view_changed,
-        announcements,
-    };
+    let guard = runtime.guard(metrics);
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("--listen {listen}: cannot bind"))?;
     listener.set_nonblocking(true)?;
@@ -133,7 +94,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("--admin-listen {admin_listen}: cannot bind"))?;
     let handle: Handle<std::net::SocketAddr> = Handle::new();
-    let limit = tls::ConnectionLimit::new(max_connections, &registry)?;
+    let limit = tls::ConnectionLimit::new(max_connections, &runtime.registry)?;
     let clocks = tls::Clocks {
         header_read: header_read_timeout,
         idle: idle_timeout,
@@ -147,7 +108,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     readiness.listener_bound.store(true, Ordering::Release);
     tracing::info!(%listen, %admin_listen, "serving");
 
-    let admin_app = admin::router(readiness.clone(), registry);
+    let admin_app = admin::router(readiness.clone(), runtime.registry.clone());
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin = tokio::spawn(async move {
         let stop = async move {
@@ -167,7 +128,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // exit so the kubelet restarts the Pod.
         let _ = readiness.stopped_task.set(exit.task);
     }
-    tasks.shutdown();
+    runtime.tasks.shutdown();
     tracing::info!(delay = ?shutdown_delay, grace = ?shutdown_grace, "shutting down: draining in-flight reviews");
     readiness.draining.start();
     tokio::time::sleep(shutdown_delay).await;

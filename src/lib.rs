@@ -19,6 +19,7 @@ pub mod drain;
 pub mod drift;
 pub mod metrics;
 pub mod pin;
+pub mod runtime;
 pub mod server;
 pub mod table;
 pub mod tasks;

@@ -1,16 +1,13 @@
 //! Admission metrics, registered into an owned registry. Every label set is a
 //! closed enum: webhook, operation, decision, reason, cause.
 
-use std::sync::Arc;
-
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     core::{Collector, Desc},
     proto::MetricFamily,
 };
-use std::sync::RwLock;
 
-use crate::cluster::view::ClusterView;
+use crate::cluster::shared::SharedView;
 
 #[derive(Clone)]
 pub struct AdmissionMetrics {
@@ -99,15 +96,12 @@ impl Drop for InFlight {
 
 /// Cluster-view sizes, read at scrape time rather than kept up to date.
 pub struct ViewSizeCollector {
-    view: Arc<RwLock<ClusterView>>,
+    view: SharedView,
     desc: Desc,
 }
 
 impl ViewSizeCollector {
-    pub fn register(
-        registry: &Registry,
-        view: Arc<RwLock<ClusterView>>,
-    ) -> Result<(), prometheus::Error> {
+    pub fn register(registry: &Registry, view: SharedView) -> Result<(), prometheus::Error> {
         let desc = Desc::new(
             "gitops_guard_cluster_view_objects".into(),
             "Objects held in the in-memory cluster view.".into(),
@@ -125,7 +119,7 @@ impl Collector for ViewSizeCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         // A scrape never waits on a writer: a busy view skips one sample.
-        let Ok(view) = self.view.try_read() else {
+        let Some(view) = self.view.try_read() else {
             return Vec::new();
         };
         let sizes = view.sizes();

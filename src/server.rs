@@ -1,10 +1,7 @@
 //! The webhook's HTTP shell: decode, call the pure core, encode. One span a
 //! review; object bodies are never logged.
 
-use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -21,10 +18,10 @@ use crate::{
         decision::{Decision, Outcome, Reason},
         respond, review,
     },
-    cluster::view::ClusterView,
+    cluster::shared::SharedView,
     drift::{
-        announce::{Admitted, Announcements},
-        journal::{Admission, Journal, JournalEntry},
+        announce::ToDrift,
+        journal::{Admission, JournalEntry},
     },
     guard::decide,
     metrics::AdmissionMetrics,
@@ -37,26 +34,28 @@ use crate::{
 #[derive(Clone)]
 pub struct Guard {
     pub policy: Arc<Policy>,
-    pub view: Arc<RwLock<ClusterView>>,
+    pub view: SharedView,
     pub metrics: AdmissionMetrics,
-    /// Manual changes let through, for the drift watcher to name who.
-    pub journal: Arc<Journal>,
-    /// Turns true once the cluster view has loaded.
-    pub view_ready: tokio::sync::watch::Receiver<bool>,
-    /// Woken whenever a reflector changes the view.
-    pub view_changed: Arc<tokio::sync::Notify>,
-    /// Break-glass uses and impersonation attempts, for the alert sender.
-    pub announcements: Announcements,
+    /// Manual changes let through (for the drift watcher to name who),
+    /// break-glass uses and impersonation attempts (for the alert sender).
+    pub to_drift: ToDrift,
 }
 
 impl Guard {
+    /// A guard whose admissions nobody hears (tests, benches); `serve`
+    /// sets [`Guard::to_drift`].
+    pub fn new(policy: Arc<Policy>, view: SharedView, metrics: AdmissionMetrics) -> Self {
+        Self {
+            policy,
+            view,
+            metrics,
+            to_drift: ToDrift::default(),
+        }
+    }
+
     /// Decides one decoded request against the current view.
     pub fn decide(&self, req: &review::Request<'_>) -> Decision {
-        let view = self
-            .view
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        decide(&self.policy, &view, req, jiff::Timestamp::now())
+        decide(&self.policy, &self.view.read(), req, jiff::Timestamp::now())
     }
 }
 
@@ -79,7 +78,7 @@ async fn wait_for_parent(
     const PARENT_WAIT: Duration = Duration::from_secs(2);
     let deadline = tokio::time::Instant::now() + budget.min(PARENT_WAIT);
     while decision.reason() == Reason::UnknownParent {
-        let changed = guard.view_changed.notified();
+        let changed = guard.view.changed().notified();
         let mut changed = std::pin::pin!(changed);
         // Registered before deciding again, so no change slips between.
         changed.as_mut().enable();
@@ -110,7 +109,7 @@ async fn validate(
     let mut decision = guard.decide(req);
     let waits = guard.policy.tenancy.when_not_synced == WhenNotSynced::Wait;
     if decision.reason() == Reason::ViewNotSynced && waits {
-        let mut ready = guard.view_ready.clone();
+        let mut ready = guard.view.loaded();
         let wait = ready.wait_for(|synced| *synced);
         if tokio::time::timeout(budget, wait)
             .await
@@ -164,22 +163,7 @@ fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
         at: jiff::Timestamp::now().as_second(),
         admission,
     };
-    // Alerts go to the drift side as a typed event; the journal keeps who
-    // changed what (a denied impersonation changed nothing).
-    match admission {
-        Admission::ControllerImpersonation => {
-            guard.announcements.send(Admitted { object: key, entry })
-        }
-        Admission::BreakGlass => {
-            let (object, announced) = (key.clone(), entry.clone());
-            guard.announcements.send(Admitted {
-                object,
-                entry: announced,
-            });
-            guard.journal.record(key, entry);
-        }
-        Admission::Warned | Admission::Audited => guard.journal.record(key, entry),
-    }
+    guard.to_drift.admitted(key, entry);
 }
 
 fn record(guard: &Guard, span: &tracing::Span, req: &review::Request<'_>, decision: &Decision) {

@@ -2,16 +2,11 @@
 //! rustls, ALPN h2 + http/1.1): gitops-guard's router, and a null webhook
 //! answering a constant allow without reading the body.
 
-use std::{
-    net::SocketAddr,
-    path::Path,
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use axum::{Router, body::Bytes, http::header::CONTENT_TYPE, routing::post};
 use gitops_guard::{
-    cluster::view::ClusterView,
+    cluster::{shared::SharedView, view::ClusterView},
     metrics::AdmissionMetrics,
     pin::{pullsecret::Keyring, serve::Pinner},
     policy::Policy,
@@ -35,7 +30,7 @@ pub async fn null(dir: &Path) -> Result<SocketAddr, String> {
 pub async fn guard(dir: &Path, policy: Policy, view: ClusterView) -> Result<SocketAddr, String> {
     let registry = prometheus::Registry::new();
     let metrics = AdmissionMetrics::new(&registry).map_err(|e| e.to_string())?;
-    let (policy, view) = (Arc::new(policy), Arc::new(RwLock::new(view)));
+    let (policy, view) = (Arc::new(policy), SharedView::fixed(view));
     let pinner = Pinner::build(
         &policy,
         &view,
@@ -45,15 +40,7 @@ pub async fn guard(dir: &Path, policy: Policy, view: ClusterView) -> Result<Sock
         &registry,
     )
     .map_err(|e| e.to_string())?;
-    let guard = Guard {
-        policy,
-        view,
-        metrics,
-        journal: Default::default(),
-        view_ready: tokio::sync::watch::channel(true).1,
-        view_changed: Default::default(),
-        announcements: Default::default(),
-    };
+    let guard = Guard::new(policy, view, metrics);
     let app = server::router(guard, Duration::from_secs(4))
         .merge(gitops_guard::pin::serve::router(pinner));
     super::tls_server::serve(app, dir).await

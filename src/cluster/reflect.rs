@@ -5,11 +5,18 @@
 use std::{
     fmt::Debug,
     sync::{
-        Arc, RwLock,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
 };
 
+use super::{
+    breakglass::BreakGlass,
+    ingest::{self, HELM_RELEASE_GROUP, KUSTOMIZATION_GROUP},
+    shared::ViewFeed,
+    view::{Category, ClusterView},
+};
+use crate::{guard::ownership::OwnerKind, policy::Policy};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
@@ -17,40 +24,24 @@ use kube::{
     api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta},
     runtime::{WatchStreamExt, watcher},
 };
-use tokio::sync::Notify;
-
-use super::{
-    breakglass::BreakGlass,
-    ingest::{self, HELM_RELEASE_GROUP, KUSTOMIZATION_GROUP},
-    view::{Category, ClusterView},
-};
-use crate::{guard::ownership::OwnerKind, policy::Policy};
-
-pub(super) type Shared = Arc<RwLock<ClusterView>>;
 
 /// Counts watchers still doing their first list; the view is synced at zero.
 #[derive(Clone)]
 pub(super) struct SyncGate {
     pending: Arc<AtomicUsize>,
-    view: Shared,
+    /// Writes the view and wakes reviews waiting on a change (a parent).
+    feed: ViewFeed,
     on_synced: Arc<dyn Fn() + Send + Sync>,
-    /// Woken after every change, for reviews waiting on a parent.
-    changed: Arc<Notify>,
 }
 
 impl SyncGate {
     fn done(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            write(&self.view).set_synced(true);
+            self.feed.mark_loaded();
             (self.on_synced)();
             tracing::info!("cluster view synced");
         }
     }
-}
-
-fn write(view: &Shared) -> std::sync::RwLockWriteGuard<'_, ClusterView> {
-    view.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Applies one watched object to the view.
@@ -64,7 +55,7 @@ pub(super) struct Sink<K> {
     pub(super) remove: Apply<K>,
 }
 
-pub(super) async fn run<K, S>(stream: S, sink: Sink<K>, view: Shared, gate: SyncGate)
+pub(super) async fn run<K, S>(stream: S, sink: Sink<K>, gate: SyncGate)
 where
     K: Debug + Send,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
@@ -74,18 +65,18 @@ where
     while let Some(event) = stream.next().await {
         match event {
             Ok(watcher::Event::Apply(obj)) => {
-                (sink.upsert)(&mut write(&view), &obj);
-                gate.changed.notify_waiters();
+                (sink.upsert)(&mut gate.feed.write(), &obj);
+                gate.feed.changed();
             }
-            Ok(watcher::Event::Delete(obj)) => (sink.remove)(&mut write(&view), &obj),
+            Ok(watcher::Event::Delete(obj)) => (sink.remove)(&mut gate.feed.write(), &obj),
             Ok(watcher::Event::Init) => relist.clear(),
             Ok(watcher::Event::InitApply(obj)) => relist.push(obj),
             Ok(watcher::Event::InitDone) => {
-                let mut v = write(&view);
+                let mut v = gate.feed.write();
                 v.clear(sink.category.clone());
                 relist.drain(..).for_each(|obj| (sink.upsert)(&mut v, &obj));
                 drop(v);
-                gate.changed.notify_waiters();
+                gate.feed.changed();
                 if !std::mem::replace(&mut synced, true) {
                     tracing::debug!(watcher = %sink.name, "initial list done");
                     gate.done();
@@ -106,22 +97,20 @@ where
     }
 }
 
-/// Starts every reflector; `on_synced` runs once all have listed, and
-/// `changed` wakes its waiters after every change.
+/// Starts every reflector, feeding the view through `feed`; once all have
+/// listed the view is marked loaded and `on_synced` runs (readiness).
 pub async fn spawn(
     client: Client,
     policy: Arc<Policy>,
-    view: Shared,
+    feed: ViewFeed,
     on_synced: Arc<dyn Fn() + Send + Sync>,
-    changed: Arc<Notify>,
     supervised: &crate::tasks::Tasks,
 ) {
     let mut tasks: Tasks = Vec::new();
     let gate = SyncGate {
         pending: Arc::new(AtomicUsize::new(0)),
-        view: view.clone(),
+        feed,
         on_synced,
-        changed,
     };
     let cfg = watcher::Config::default;
 
@@ -141,7 +130,7 @@ pub async fn spawn(
         cfg(),
     )
     .default_backoff();
-    tasks.push(Box::pin(run(stream, ns_sink, view.clone(), gate.clone())));
+    tasks.push(Box::pin(run(stream, ns_sink, gate.clone())));
 
     for parent in policy.parent_kinds() {
         let gvk = GroupVersionKind::gvk(&parent.group, &parent.version, &parent.kind);
@@ -170,7 +159,7 @@ pub async fn spawn(
             }),
         };
         let stream = watcher::watcher(api, cfg()).default_backoff();
-        tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
+        tasks.push(Box::pin(run(stream, sink, gate.clone())));
     }
 
     if installed(
@@ -197,7 +186,7 @@ pub async fn spawn(
         };
         let stream =
             watcher::watcher(Api::<BreakGlass>::all(client.clone()), cfg()).default_backoff();
-        tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
+        tasks.push(Box::pin(run(stream, sink, gate.clone())));
     } else {
         tracing::warn!("BreakGlass CRD not installed: no break-glass grants will be honoured");
     }
@@ -238,10 +227,10 @@ pub async fn spawn(
             }),
         };
         let stream = watcher::watcher(api, cfg()).default_backoff();
-        tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
+        tasks.push(Box::pin(run(stream, sink, gate.clone())));
     }
 
-    super::reflect_identities::spawn(&client, &policy, &view, &gate, &mut tasks);
+    super::reflect_identities::spawn(&client, &policy, &gate, &mut tasks);
 
     gate.pending.store(tasks.len(), Ordering::Release);
     for task in tasks {

@@ -10,20 +10,14 @@ use kube::{
 
 use super::{
     identities::PodFacts,
-    reflect::{Shared, Sink, SyncGate, Tasks, run},
+    reflect::{Sink, SyncGate, Tasks, run},
     view::Category,
 };
 use crate::{guard::tenancy::controller_identities, identity, policy::Policy};
 
 /// Service accounts (metadata, every namespace) and the Pods of the
 /// controllers' namespaces, for the tenant rules.
-pub(super) fn spawn(
-    client: &Client,
-    policy: &Policy,
-    view: &Shared,
-    gate: &SyncGate,
-    tasks: &mut Tasks,
-) {
+pub(super) fn spawn(client: &Client, policy: &Policy, gate: &SyncGate, tasks: &mut Tasks) {
     let key = |m: &kube::api::ObjectMeta| {
         (
             m.namespace.clone().unwrap_or_default(),
@@ -44,7 +38,7 @@ pub(super) fn spawn(
     };
     let api = Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone());
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-    tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
+    tasks.push(Box::pin(run(stream, sink, gate.clone())));
 
     let mut namespaces: Vec<String> = controller_identities(policy)
         .filter_map(|u| identity::ServiceAccount::parse(u).map(|a| a.namespace.to_owned()))
@@ -71,6 +65,6 @@ pub(super) fn spawn(
         };
         let api = Api::<Pod>::namespaced(client.clone(), &namespace);
         let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-        tasks.push(Box::pin(run(stream, sink, view.clone(), gate.clone())));
+        tasks.push(Box::pin(run(stream, sink, gate.clone())));
     }
 }

@@ -1,7 +1,10 @@
-//! What the validating shell tells the drift side as a review happens: a
-//! break-glass use, or a request posing as a controller. A typed event on a
-//! bounded channel, turned into Alertmanager alerts by a supervised task
-//! (`admission-alerts`); the journal only remembers who changed what.
+//! What the validating shell tells the drift side as a review happens, one
+//! channel with two ends: [`ToDrift`] in the shell, [`FromAdmission`] in the
+//! drift side. A manual change let through (warn, audit, break-glass) goes
+//! into the journal, which the drift watcher reads to name who; a
+//! break-glass use or a request posing as a controller is also a typed
+//! event on a bounded channel, turned into Alertmanager alerts by a
+//! supervised task (`admission-alerts`).
 
 use std::sync::Arc;
 
@@ -9,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::{
     alerts::{Alerts, Labels},
-    journal::{Admission, JournalEntry},
+    journal::{Admission, Journal, JournalEntry},
 };
 use crate::object_ref::ObjectRef;
 
@@ -20,23 +23,69 @@ pub struct Admitted {
     pub entry: JournalEntry,
 }
 
-/// The shell's end of the channel; the default one goes nowhere (tests,
-/// `check`).
+/// The validating shell's end; the default one is heard by nobody (tests,
+/// benches).
 #[derive(Clone, Default)]
-pub struct Announcements(Option<mpsc::Sender<Admitted>>);
+pub struct ToDrift {
+    journal: Arc<Journal>,
+    announcements: Announcements,
+}
+
+/// The drift side's end: who the shell let through, and the events worth
+/// an alert.
+pub struct FromAdmission {
+    pub journal: Arc<Journal>,
+    pub admitted: mpsc::Receiver<Admitted>,
+}
+
+/// Both ends of one channel.
+pub fn channel() -> (ToDrift, FromAdmission) {
+    let journal = Arc::new(Journal::default());
+    let (announcements, admitted) = Announcements::channel();
+    let to_drift = ToDrift {
+        journal: journal.clone(),
+        announcements,
+    };
+    (to_drift, FromAdmission { journal, admitted })
+}
+
+impl ToDrift {
+    /// One admitted manual change (or denied impersonation): remembered for
+    /// the drift watcher, announced when it deserves an alert now. A denied
+    /// impersonation changed nothing and is only announced.
+    pub fn admitted(&self, object: ObjectRef, entry: JournalEntry) {
+        match entry.admission {
+            Admission::ControllerImpersonation => {
+                self.announcements.send(Admitted { object, entry });
+            }
+            Admission::BreakGlass => {
+                self.announcements.send(Admitted {
+                    object: object.clone(),
+                    entry: entry.clone(),
+                });
+                self.journal.record(object, entry);
+            }
+            Admission::Warned | Admission::Audited => self.journal.record(object, entry),
+        }
+    }
+}
+
+/// The alert half of the channel; the default one goes nowhere.
+#[derive(Clone, Default)]
+struct Announcements(Option<mpsc::Sender<Admitted>>);
 
 /// Announcements waiting at once before one is dropped (and logged): more
 /// than a cluster's break-glass uses in any one second.
 const CAPACITY: usize = 1024;
 
 impl Announcements {
-    pub fn channel() -> (Self, mpsc::Receiver<Admitted>) {
+    fn channel() -> (Self, mpsc::Receiver<Admitted>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
         (Self(Some(tx)), rx)
     }
 
     /// Never waits: a review must not block on the alert sender.
-    pub fn send(&self, admitted: Admitted) {
+    fn send(&self, admitted: Admitted) {
         let Some(tx) = &self.0 else { return };
         if let Err(mpsc::error::TrySendError::Full(dropped)) = tx.try_send(admitted) {
             tracing::warn!(object = %dropped.object, user = %dropped.entry.user,

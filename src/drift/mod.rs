@@ -18,4 +18,5 @@ mod start;
 pub mod watch;
 pub mod webhooks;
 
-pub use start::{FromAdmission, Settings, start};
+pub use announce::{FromAdmission, ToDrift};
+pub use start::{Settings, start};

@@ -1,19 +1,17 @@
 //! Wiring of the drift side for `serve`: leader election, the Alertmanager
 //! sender, the webhook-registration watch and the drift watchers.
 
-use std::sync::{Arc, RwLock};
-
-use prometheus::Registry;
+use std::sync::Arc;
 
 use super::{
     alerts::Alerts,
-    announce, events,
-    journal::Journal,
+    announce::{self, FromAdmission},
+    events,
     leader::{self, Election, Leadership},
     watch::{self, DriftMetrics, DriftWatch},
     webhooks,
 };
-use crate::{cluster::view::ClusterView, policy::Policy};
+use crate::runtime::Runtime;
 
 /// The `serve` flags the drift side reads.
 pub type Settings = crate::config::DriftServeArgs;
@@ -26,22 +24,21 @@ fn identity() -> String {
     })
 }
 
-/// What the validating shell hands the drift side: who it let through, and
-/// the events worth an alert.
-pub struct FromAdmission {
-    pub journal: Arc<Journal>,
-    pub admitted: tokio::sync::mpsc::Receiver<announce::Admitted>,
-}
-
+/// Starts the drift side: leader election, the alert sender, the
+/// admission alerts, the webhook-registration watch and the drift watchers.
 pub fn start(
-    client: kube::Client,
-    policy: &Arc<Policy>,
-    view: &Arc<RwLock<ClusterView>>,
+    runtime: &Runtime,
     from_admission: FromAdmission,
     settings: Settings,
-    registry: &Registry,
-    tasks: &crate::tasks::Tasks,
 ) -> anyhow::Result<Arc<Alerts>> {
+    let Runtime {
+        policy,
+        client,
+        view,
+        registry,
+        tasks,
+        ..
+    } = runtime;
     let leadership = if settings.leader_election {
         Leadership::default()
     } else {
@@ -99,6 +96,6 @@ pub fn start(
         settings.cluster_name,
         Some(events::spawn(client.clone(), tasks)),
     );
-    watch::spawn(client, Arc::new(drift), tasks);
+    watch::spawn(client.clone(), Arc::new(drift), tasks);
     Ok(alerts)
 }

@@ -6,7 +6,7 @@
 use crate::object_ref::ObjectRef;
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError},
 };
 
 pub use super::metrics::DriftMetrics;
@@ -28,7 +28,7 @@ use super::{
     settings::WatchedKind,
 };
 use crate::{
-    cluster::view::ClusterView,
+    cluster::shared::SharedView,
     guard::{
         decide::mode_of,
         message::where_in_git,
@@ -40,7 +40,7 @@ use crate::{
 /// Shared by every watcher task.
 pub struct DriftWatch {
     pub policy: Arc<Policy>,
-    pub view: Arc<RwLock<ClusterView>>,
+    pub view: SharedView,
     pub journal: Arc<Journal>,
     pub alerts: Arc<Alerts>,
     pub metrics: DriftMetrics,
@@ -88,7 +88,7 @@ fn key(kind: &WatchedKind, ns: &str, name: &str) -> ObjectRef {
 impl DriftWatch {
     pub fn new(
         policy: Arc<Policy>,
-        view: Arc<RwLock<ClusterView>>,
+        view: SharedView,
         journal: Arc<Journal>,
         alerts: Arc<Alerts>,
         metrics: DriftMetrics,

@@ -4,7 +4,7 @@
 //! in between, encode. One span a review; objects are never logged.
 
 use std::{
-    sync::{Arc, RwLock},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     admission::{decision::Decision, decision::Reason, respond},
-    cluster::view::ClusterView,
+    cluster::shared::SharedView,
     metrics::AdmissionMetrics,
     policy::Policy,
     webhook::{admit, apiserver_budget, limited},
@@ -41,7 +41,7 @@ use crate::{
 #[derive(Clone)]
 pub struct Pinner {
     pub policy: Arc<Policy>,
-    pub view: Arc<RwLock<ClusterView>>,
+    pub view: SharedView,
     pub resolver: Arc<Resolver>,
     pub credentials: Arc<Credentials>,
     pub metrics: AdmissionMetrics,
@@ -54,7 +54,7 @@ impl Pinner {
     /// (`check`, tests): then only `fixed` credentials are used.
     pub fn build(
         policy: &Arc<Policy>,
-        view: &Arc<RwLock<ClusterView>>,
+        view: &SharedView,
         client: Option<kube::Client>,
         fixed: Keyring,
         metrics: AdmissionMetrics,
@@ -97,10 +97,7 @@ fn deadline(policy: &Policy, uri: &Uri) -> Instant {
 
 impl Pinner {
     fn mode(&self, namespace: &str) -> PinMode {
-        let view = self
-            .view
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let view = self.view.read();
         let labels = view.namespace(namespace).map(|facts| &facts.labels);
         self.policy.images.mode(labels)
     }

@@ -3,11 +3,7 @@
 //! `tenancy.auditInterval`, and turns findings into metrics and
 //! Alertmanager alerts that resolve when the finding goes away.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -27,7 +23,7 @@ use super::{
     report::{self, AuditReport, Authority},
 };
 use crate::{
-    cluster::view::ClusterView,
+    cluster::shared::SharedView,
     drift::alerts::{Alerts, Labels},
     policy::Policy,
 };
@@ -69,8 +65,7 @@ where
 pub struct TenancyWatch {
     pub client: Client,
     pub policy: Arc<Policy>,
-    pub view: Arc<RwLock<ClusterView>>,
-    pub view_ready: tokio::sync::watch::Receiver<bool>,
+    pub view: SharedView,
     pub alerts: Arc<Alerts>,
     pub metrics: TenancyMetrics,
     pub cluster: String,
@@ -83,7 +78,7 @@ pub fn spawn(w: TenancyWatch, tasks: &Tasks) {
     let bindings = watch::<RoleBinding>(&w.client, changed.clone(), tasks);
     let cluster_bindings = watch::<ClusterRoleBinding>(&w.client, changed.clone(), tasks);
     tasks.spawn("tenancy-audit", async move {
-        let mut ready = w.view_ready.clone();
+        let mut ready = w.view.loaded();
         let _ = ready.wait_for(|synced| *synced).await;
         let _ = roles.wait_until_ready().await;
         let _ = cluster_roles.wait_until_ready().await;
@@ -99,10 +94,7 @@ pub fn spawn(w: TenancyWatch, tasks: &Tasks) {
                     &owned(&cluster_bindings),
                 );
                 let plan = {
-                    let view = w
-                        .view
-                        .read()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let view = w.view.read();
                     report::plan(&w.policy, &view, &rbac)
                 };
                 match report::finish(plan, Authority::Apiserver(&w.client)).await {

@@ -5,7 +5,7 @@
 
 use std::{
     path::Path,
-    sync::{Arc, RwLock},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -15,14 +15,16 @@ use axum::{
 };
 use gitops_guard::{
     cluster::state_file::load as load_state,
-    cluster::view::{ClusterView, ParentKind},
+    cluster::{
+        shared::{SharedView, ViewFeed},
+        view::{ClusterView, ParentKind},
+    },
     metrics::AdmissionMetrics,
     policy::Policy,
     server::{Guard, router},
 };
 use prometheus::Registry;
 use serde_json::Value;
-use tokio::sync::Notify;
 use tower::ServiceExt;
 
 fn loading_view() -> ClusterView {
@@ -35,31 +37,14 @@ fn loading_view() -> ClusterView {
 
 /// Posts the reconciler's apply (allowed once the view is loaded) with the
 /// apiserver's `?timeout=`; returns (allowed, message, elapsed).
-async fn review(
-    view: Arc<RwLock<ClusterView>>,
-    ready: tokio::sync::watch::Receiver<bool>,
-    timeout: &str,
-) -> (bool, String, Duration) {
+async fn review(view: SharedView, timeout: &str) -> (bool, String, Duration) {
     let fixture = "apply-flux-deployment-by-reconciler.json";
-    review_of(fixture, view, ready, Default::default(), timeout).await
+    review_of(fixture, view, timeout).await
 }
 
-async fn review_of(
-    fixture: &str,
-    view: Arc<RwLock<ClusterView>>,
-    ready: tokio::sync::watch::Receiver<bool>,
-    changed: Arc<Notify>,
-    timeout: &str,
-) -> (bool, String, Duration) {
-    let guard = Guard {
-        policy: Arc::new(Policy::default()),
-        view,
-        metrics: AdmissionMetrics::new(&Registry::new()).unwrap_or_else(|e| panic!("{e}")),
-        journal: Default::default(),
-        view_ready: ready,
-        view_changed: changed,
-        announcements: Default::default(),
-    };
+async fn review_of(fixture: &str, view: SharedView, timeout: &str) -> (bool, String, Duration) {
+    let metrics = AdmissionMetrics::new(&Registry::new()).unwrap_or_else(|e| panic!("{e}"));
+    let guard = Guard::new(Arc::new(Policy::default()), view, metrics);
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(fixture);
@@ -86,26 +71,20 @@ async fn review_of(
 
 #[tokio::test]
 async fn a_review_waits_for_the_view_and_is_decided_on_it() {
-    let view = Arc::new(RwLock::new(loading_view()));
-    let (synced, ready) = tokio::sync::watch::channel(false);
-    let loader = view.clone();
+    let (view, feed) = SharedView::starting_from(loading_view());
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        loader
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .set_synced(true);
-        synced.send_replace(true);
+        feed.mark_loaded();
     });
-    let (allowed, message, _) = review(view, ready, "5s").await;
+    let (allowed, message, _) = review(view, "5s").await;
     assert!(allowed, "decided on the loaded view: {message}");
 }
 
 #[tokio::test]
 async fn a_view_that_never_loads_is_a_denial_before_the_apiserver_gives_up() {
-    let view = Arc::new(RwLock::new(loading_view()));
-    let (_synced, ready) = tokio::sync::watch::channel(false);
-    let (allowed, message, elapsed) = review(view, ready, "2s").await;
+    // The feed stays: the view may still load, so the review waits.
+    let (view, _feed) = SharedView::starting_from(loading_view());
+    let (allowed, message, elapsed) = review(view, "2s").await;
     assert!(!allowed);
     assert!(
         message.contains("still loading the cluster view"),
@@ -116,41 +95,36 @@ async fn a_view_that_never_loads_is_a_denial_before_the_apiserver_gives_up() {
 
 /// The view of the state file without Service prod/web, the EndpointSlice
 /// fixture's parent.
-fn view_without_the_service() -> Arc<RwLock<ClusterView>> {
+fn view_without_the_service() -> (SharedView, ViewFeed) {
     let mut view = loading_view();
     view.set_synced(true);
     let services = ParentKind::new("", "v1", "Service", "services");
     view.remove_parent(&services, "prod", "web");
-    Arc::new(RwLock::new(view))
+    SharedView::starting_from(view)
 }
 
 #[tokio::test]
 async fn a_derived_object_whose_parent_the_view_sees_during_the_review_is_allowed() {
-    let view = view_without_the_service();
-    let changed = Arc::new(Notify::new());
-    let (writer, wake) = (view.clone(), changed.clone());
+    let (view, feed) = view_without_the_service();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let state = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster-state.yaml");
-        let mut v = writer.write().unwrap_or_else(|e| e.into_inner());
+        let mut v = feed.write();
         load_state(&mut v, &Policy::default(), &state).unwrap_or_else(|e| panic!("{e}"));
         drop(v);
-        wake.notify_waiters();
+        feed.changed();
     });
-    let ready = tokio::sync::watch::channel(true).1;
     let fixture = "create-endpointslice-by-endpointslice-controller.json";
-    let (allowed, message, elapsed) = review_of(fixture, view, ready, changed, "5s").await;
+    let (allowed, message, elapsed) = review_of(fixture, view, "5s").await;
     assert!(allowed, "decided once the Service arrived: {message}");
     println!("answered after {elapsed:?}");
 }
 
 #[tokio::test]
 async fn a_parent_that_never_arrives_leaves_the_derived_object_denied() {
-    let view = view_without_the_service();
-    let ready = tokio::sync::watch::channel(true).1;
+    let (view, _feed) = view_without_the_service();
     let fixture = "create-endpointslice-by-endpointslice-controller.json";
-    let (allowed, message, elapsed) =
-        review_of(fixture, view, ready, Default::default(), "5s").await;
+    let (allowed, message, elapsed) = review_of(fixture, view, "5s").await;
     assert!(!allowed);
     assert!(
         message.contains("is not an object gitops-guard knows with that owner"),

@@ -7,7 +7,7 @@ use gitops_guard_testkit::registry;
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, RwLock},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -18,7 +18,10 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use gitops_guard::{
-    cluster::view::{ClusterView, NamespaceFacts},
+    cluster::{
+        shared::SharedView,
+        view::{ClusterView, NamespaceFacts},
+    },
     metrics::AdmissionMetrics,
     pin::{
         pullsecret::Keyring,
@@ -63,7 +66,7 @@ fn app(plain: &[&str], keyring: Keyring, timeout: Duration) -> (Router, promethe
     let metrics = AdmissionMetrics::new(&metrics_registry).expect("metrics");
     let pinner = Pinner::build(
         &Arc::new(policy),
-        &Arc::new(RwLock::new(view)),
+        &SharedView::fixed(view),
         None,
         keyring,
         metrics,

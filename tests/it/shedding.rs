@@ -1,17 +1,14 @@
 //! A flood beyond --max-in-flight is refused at once with 503 and counted,
 //! never queued; a review in progress is not disturbed by it.
 
-use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, to_bytes},
     http::{Request, StatusCode},
 };
 use gitops_guard::{
-    cluster::view::ClusterView,
+    cluster::{shared::SharedView, view::ClusterView},
     metrics::AdmissionMetrics,
     policy::Policy,
     server::{self, Guard},
@@ -35,16 +32,8 @@ async fn reviews_past_max_in_flight_are_refused_at_once_and_counted() {
     // A view that stays unsynced holds the first review until its deadline.
     let mut view = ClusterView::synced();
     view.set_synced(false);
-    let (_loaded, ready) = tokio::sync::watch::channel(false);
-    let guard = Guard {
-        policy: Arc::new(Policy::default()),
-        view: Arc::new(RwLock::new(view)),
-        metrics: metrics.clone(),
-        journal: Default::default(),
-        view_ready: ready,
-        view_changed: Default::default(),
-        announcements: Default::default(),
-    };
+    let (view, _feed) = SharedView::starting_from(view);
+    let guard = Guard::new(Arc::new(Policy::default()), view, metrics.clone());
     let app =
         gitops_guard::webhook::shed(server::router(guard, Duration::from_secs(10)), 1, &metrics);
     let send = |app: axum::Router| async move {

@@ -13,15 +13,11 @@ pub mod secret_volume;
 pub mod tls_peer;
 pub mod tls_server;
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::Router;
 use gitops_guard::{
-    cluster::view::ClusterView,
+    cluster::{shared::SharedView, view::ClusterView},
     metrics::AdmissionMetrics,
     policy::Policy,
     server::{Guard, router},
@@ -41,14 +37,10 @@ pub fn repo_root() -> PathBuf {
 pub fn router_over(view: ClusterView, request_timeout: Duration) -> (Router, Registry) {
     let registry = Registry::new();
     let metrics = AdmissionMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
-    let guard = Guard {
-        policy: Arc::new(Policy::default()),
-        view: Arc::new(RwLock::new(view)),
+    let guard = Guard::new(
+        Arc::new(Policy::default()),
+        SharedView::fixed(view),
         metrics,
-        journal: Default::default(),
-        view_ready: tokio::sync::watch::channel(true).1,
-        view_changed: Default::default(),
-        announcements: Default::default(),
-    };
+    );
     (router(guard, request_timeout), registry)
 }

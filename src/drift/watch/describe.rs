@@ -26,7 +26,7 @@ impl DriftWatch {
         r: &Record,
         d: &Drift,
     ) -> (Labels, Labels) {
-        let view = self.view.read().unwrap_or_else(PoisonError::into_inner);
+        let view = self.view.read();
         let mode = mode_of(&self.policy, &view, ns);
         let tenant = view
             .namespace(ns)
