@@ -278,6 +278,13 @@ impl Cluster {
         if !token.ok {
             return token;
         }
+        let bearer = format!("--token={}", token.stdout.trim());
+        self.kubectl_presenting(&[&bearer], args, stdin)
+    }
+
+    /// Runs kubectl against the apiserver with only `credentials` (for
+    /// example `--token=…`, or `--client-certificate` and `--client-key`).
+    pub fn kubectl_presenting(&self, credentials: &[&str], args: &[&str], stdin: &str) -> Out {
         let server = std::fs::read_to_string(self.run.join("cluster/ready")).unwrap_or_default();
         let ca = self.run.join("cluster/pki/ca.crt").display().to_string();
         let mut all = vec![
@@ -287,8 +294,7 @@ impl Cluster {
             "--certificate-authority",
             &ca,
         ];
-        let bearer = format!("--token={}", token.stdout.trim());
-        all.push(&bearer);
+        all.extend_from_slice(credentials);
         all.extend_from_slice(args);
         self.kubectl_with("admin", &all, Some(stdin), &[])
     }

@@ -15,6 +15,17 @@ use super::{
 const TEAM_A: &str = "system:serviceaccount:team-a:team-a";
 const KUSTOMIZE: &str = "system:serviceaccount:flux-system:kustomize-controller";
 
+/// How Flux applies for a tenant: the controller impersonating its account.
+const FLUX_APPLY_AS_TEAM_A: [&str; 7] = [
+    "apply",
+    "--server-side",
+    "--field-manager=kustomize-controller",
+    "--as",
+    TEAM_A,
+    "-f",
+    "-",
+];
+
 fn tenant_manifest(name: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, labels: {{toolkit.fluxcd.io/tenant: {name}}}}}\n\
@@ -98,18 +109,8 @@ pub fn tenant_kustomizations_that_break_the_rules_are_denied(c: &Cluster) -> Out
 pub fn team_as_objects_are_written_by_team_as_reconciler_only(c: &Cluster) -> Outcome {
     tenants(c)?;
     let manifest = configmap("team-a", "settings");
-    // How Flux applies for a tenant: the controller impersonating its account.
-    let as_team_a = [
-        "apply",
-        "--server-side",
-        "--field-manager=kustomize-controller",
-        "--as",
-        TEAM_A,
-        "-f",
-        "-",
-    ];
     eventually(Duration::from_secs(10), || {
-        c.kubectl_stdin("kustomize-controller", &as_team_a, &manifest)
+        c.kubectl_stdin("kustomize-controller", &FLUX_APPLY_AS_TEAM_A, &manifest)
             .allowed("kustomize-controller impersonating team-a applies")
             .map(drop)
     })?;
@@ -356,38 +357,14 @@ pub fn a_certificate_named_like_team_as_reconciler_is_not_it(c: &Cluster) -> Out
          app: web\n    kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: team-a\n\
          spec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    \
          metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: nginx:1.27}]\n";
-    let as_team_a = [
-        "apply",
-        "--server-side",
-        "--field-manager=kustomize-controller",
-        "--as",
-        TEAM_A,
-        "-f",
-        "-",
-    ];
     eventually(Duration::from_secs(10), || {
-        c.kubectl_stdin("kustomize-controller", &as_team_a, deployment)
+        c.kubectl_stdin("kustomize-controller", &FLUX_APPLY_AS_TEAM_A, deployment)
             .allowed("kustomize-controller impersonating team-a applies the Deployment")
             .map(drop)
     })?;
     let (cert, key) = mint_client_certificate(c, "team-a-lookalike", TEAM_A)?;
-    let server = std::fs::read_to_string(c.run.join("cluster/ready")).unwrap_or_default();
-    let ca = c.run.join("cluster/pki/ca.crt").display().to_string();
-    let as_certificate = |args: &[&str]| {
-        let mut all = vec![
-            "--kubeconfig=/dev/null",
-            "--server",
-            server.trim(),
-            "--certificate-authority",
-            &ca,
-            "--client-certificate",
-            &cert,
-            "--client-key",
-            &key,
-        ];
-        all.extend_from_slice(args);
-        c.kubectl_with("admin", &all, None, &[])
-    };
+    let credentials = ["--client-certificate", &cert, "--client-key", &key];
+    let as_certificate = |args: &[&str]| c.kubectl_presenting(&credentials, args, "");
     // RBAC sees the certificate as the account: the guard is all that stands.
     as_certificate(&[
         "auth",
