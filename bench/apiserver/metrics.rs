@@ -1,5 +1,6 @@
 //! The apiserver's own admission histograms, scraped from /metrics before
-//! and after a run: the webhook's and the ValidatingAdmissionPolicy's.
+//! and after a run: the webhook's (gitops-guard's, the null one's or
+//! Kyverno's) and the ValidatingAdmissionPolicy's.
 
 use std::collections::BTreeMap;
 
@@ -35,7 +36,10 @@ pub fn scrape(env: &Env) -> Result<Scrape, String> {
         let Some((series, value)) = line.rsplit_once(' ') else {
             continue;
         };
-        let metric = if series.starts_with(WEBHOOK) && series.contains("gitops-guard.io") {
+        // gitops-guard's webhooks, the null one (named under
+        // gitops-guard.io) and Kyverno's (`*.kyverno.svc*`).
+        let engine = series.contains("gitops-guard.io") || series.contains("kyverno.svc");
+        let metric = if series.starts_with(WEBHOOK) && engine {
             "webhook"
         } else if series.starts_with(POLICY) && series.contains("gitops-ownership") {
             "policy"

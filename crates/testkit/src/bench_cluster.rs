@@ -136,10 +136,28 @@ pub fn rss_kib(pid: &str) -> u64 {
 }
 
 impl Env {
+    fn pid(&self, name: &str) -> String {
+        let file = self.run.join(format!("pids/{name}.pid"));
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    /// The guard's process id.
+    pub fn guard_pid(&self) -> String {
+        self.pid("guard")
+    }
+
+    /// The control plane's harness process: etcd, kube-apiserver and
+    /// kube-controller-manager are its children ([`tree_cpu_seconds`]).
+    pub fn plane_pid(&self) -> String {
+        self.pid("cluster")
+    }
+
     /// The guard's RSS in MiB.
     pub fn guard_rss_mib(&self) -> f64 {
-        let pid = std::fs::read_to_string(self.run.join("pids/guard.pid")).unwrap_or_default();
-        rss_kib(pid.trim()) as f64 / 1024.0
+        rss_kib(&self.guard_pid()) as f64 / 1024.0
     }
 }
 
@@ -156,4 +174,34 @@ pub fn cpu_seconds(pid: &str) -> f64 {
             .unwrap_or(0)
     };
     (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// [`cpu_seconds`] of a process and all its descendants alive now.
+pub fn tree_cpu_seconds(pid: &str) -> f64 {
+    let parent_of = |p: &str| -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        let rest = stat.rsplit_once(')')?.1;
+        rest.split_whitespace().nth(1).map(str::to_owned)
+    };
+    let all: Vec<String> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tree = vec![pid.to_owned()];
+    // Parents before children is not guaranteed: repeat until nothing joins.
+    loop {
+        let before = tree.len();
+        for p in &all {
+            if !tree.contains(p) && parent_of(p).is_some_and(|pp| tree.contains(&pp)) {
+                tree.push(p.clone());
+            }
+        }
+        if tree.len() == before {
+            break;
+        }
+    }
+    tree.iter().map(|p| cpu_seconds(p)).sum()
 }
