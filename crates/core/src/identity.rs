@@ -116,9 +116,19 @@ impl<'a> Identity<'a> {
         ServiceAccount::parse(username).map_or(Identity::User(username), Identity::ServiceAccount)
     }
 
-    /// Whether this writer is the one `username` names in a policy.
+    /// Whether this writer is the one `username` names in a policy: the
+    /// same as `Identity::named(username) == self`, without parsing
+    /// `username` unless the strings agree (it runs for every policy entry
+    /// on the decision path; `cargo bench --bench review` measured the
+    /// parsing form at +0.35 µs a denied review).
     pub fn is(self, username: &str) -> bool {
-        Identity::named(username) == self
+        match self {
+            Identity::User(user) => user == username && ServiceAccount::parse(username).is_none(),
+            Identity::ServiceAccount(account) => {
+                let rest = username.strip_prefix(ServiceAccount::PREFIX);
+                rest.and_then(|r| r.split_once(':')) == Some((account.namespace, account.name))
+            }
+        }
     }
 
     pub fn service_account(self) -> Option<ServiceAccount<'a>> {
@@ -159,6 +169,38 @@ mod tests {
             Identity::of(info).is(KUSTOMIZE)
         });
         assert_eq!(is, is_kustomize);
+    }
+
+    #[test]
+    fn is_agrees_with_comparing_the_named_identity() {
+        let names = [
+            KUSTOMIZE,
+            "system:serviceaccount:flux-system:kustomize-controller:x",
+            "system:serviceaccount:flux-system:",
+            "system:serviceaccount::kustomize-controller",
+            "system:serviceaccount:",
+            "alice",
+            "",
+        ];
+        let writers = [
+            Identity::ServiceAccount(ServiceAccount {
+                namespace: "flux-system",
+                name: "kustomize-controller",
+            }),
+            Identity::User(KUSTOMIZE),
+            Identity::User("alice"),
+            Identity::User("system:serviceaccount:flux-system:kustomize-controller:x"),
+            Identity::User(""),
+        ];
+        for writer in writers {
+            for name in names {
+                assert_eq!(
+                    writer.is(name),
+                    Identity::named(name) == writer,
+                    "{writer:?} is {name:?}"
+                );
+            }
+        }
     }
 
     #[test]
