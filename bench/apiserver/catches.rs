@@ -57,6 +57,8 @@ impl Attempt {
 fn refusal(stderr: &str) -> String {
     if stderr.contains("gitops-guard.io\" denied") {
         "gitops-guard".into()
+    } else if stderr.contains("validation.gatekeeper.sh") {
+        "Gatekeeper".into()
     } else if stderr.contains("kyverno") {
         "Kyverno".into()
     } else if stderr.contains("ValidatingAdmissionPolicy") {

@@ -19,6 +19,7 @@
 use gitops_guard_testkit::args;
 use gitops_guard_testkit::bench_cluster as cluster;
 mod catches;
+mod gatekeeper;
 mod kyverno;
 mod metrics;
 mod null;
@@ -40,6 +41,10 @@ const PEERS_END: &str = "<!-- apiserver-peers:end -->";
 const CATCHES_BEGIN: &str =
     "<!-- catches:begin (written by cargo bench --bench apiserver -- --catches) -->";
 const CATCHES_END: &str = "<!-- catches:end -->";
+/// Gatekeeper's webhook port; health and Prometheus on the next two.
+const GATEKEEPER_PORT: u16 = 18451;
+/// Gatekeeper's templates and constraints (bench/peers/gatekeeper).
+const GATEKEEPER_POLICIES: [&str; 2] = ["flux-owned.yaml", "flux-multi-tenancy.yaml"];
 /// Kyverno's metrics port; its profiling port is the next one.
 const KYVERNO_METRICS_PORT: u16 = 18431;
 /// Which ClusterPolicies Kyverno runs (bench/peers/kyverno), each with the
@@ -72,6 +77,7 @@ enum Setup {
     NullWebhook,
     Webhook,
     Kyverno(KyvernoPolicies),
+    Gatekeeper,
 }
 
 impl Setup {
@@ -86,6 +92,7 @@ impl Setup {
                 "Kyverno 1.19.1, allowExistingViolations: false"
             }
             Setup::Kyverno(KyvernoPolicies::Extra) => "Kyverno 1.19.1, + extra rules",
+            Setup::Gatekeeper => "Gatekeeper 3.23.1 (Rego)",
         }
     }
 
@@ -97,6 +104,7 @@ impl Setup {
             Setup::NullWebhook => 2,
             Setup::Webhook => 3,
             Setup::Kyverno(_) => 4,
+            Setup::Gatekeeper => 5,
         }
     }
 }
@@ -107,6 +115,9 @@ struct Engines<'e> {
     env: &'e Env,
     null: String,
     kyverno: Option<(kyverno::Kyverno, KyvernoPolicies)>,
+    gatekeeper: Option<gatekeeper::Gatekeeper>,
+    /// Gatekeeper's RSS after each start (before load) and at its peak.
+    gatekeeper_rss: Vec<(f64, f64)>,
     /// Kyverno's RSS after each start (before load) and at its peak.
     kyverno_rss: Vec<(f64, f64)>,
 }
@@ -137,6 +148,9 @@ impl Engines<'_> {
         if running.is_some_and(|r| r != setup) {
             self.stop_kyverno();
         }
+        if setup != Setup::Gatekeeper {
+            self.stop_gatekeeper();
+        }
         match setup {
             Setup::None => {}
             Setup::NullWebhook => {
@@ -158,6 +172,16 @@ impl Engines<'_> {
                     self.kyverno = Some((started, policies));
                 }
             }
+            Setup::Gatekeeper => {
+                if self.gatekeeper.is_none() {
+                    let started = gatekeeper::Gatekeeper::start(env, GATEKEEPER_PORT)?;
+                    started.apply(env, &GATEKEEPER_POLICIES)?;
+                    let idle = cluster::rss_kib(&started.pid()) as f64 / 1024.0;
+                    println!("Gatekeeper RSS, idle after start: {idle:.1} MiB");
+                    self.gatekeeper_rss.push((idle, 0.0));
+                    self.gatekeeper = Some(started);
+                }
+            }
         }
         // Admission configuration reaches the apiserver through its informers.
         std::thread::sleep(Duration::from_secs(3));
@@ -173,11 +197,21 @@ impl Engines<'_> {
         }
     }
 
+    fn stop_gatekeeper(&mut self) {
+        if let Some(g) = self.gatekeeper.take() {
+            if let Some(last) = self.gatekeeper_rss.last_mut() {
+                last.1 = peak_rss_mib(&g.pid());
+            }
+            g.stop(self.env);
+        }
+    }
+
     /// The process that decides for `setup`, if it is not the apiserver.
     fn engine_pid(&self, setup: Setup) -> Option<String> {
         match setup {
             Setup::Webhook => Some(self.env.guard_pid()),
             Setup::Kyverno(_) => self.kyverno.as_ref().map(|(k, _)| k.pid()),
+            Setup::Gatekeeper => self.gatekeeper.as_ref().map(gatekeeper::Gatekeeper::pid),
             _ => None,
         }
     }
@@ -225,6 +259,8 @@ struct Plan {
     concurrency: Vec<usize>,
     rounds: usize,
     peers: bool,
+    /// With `--peers`, when tests/cluster/build-gatekeeper.sh has run.
+    gatekeeper: bool,
     catches: bool,
 }
 
@@ -233,14 +269,21 @@ fn main() {
     if !args.iter().any(|a| a == "--bench") {
         return; // needs the local control plane: only as a bench
     }
+    let root = gitops_guard_testkit::repo_root();
+    let peers = args.iter().any(|a| a == "--peers");
     let plan = Plan {
         requests: args::value_or_exit(&args, "--requests", 5000),
         concurrency: args::value_or_exit(&args, "--concurrency", Levels(vec![4, 16])).0,
         rounds: args::value_or_exit(&args, "--rounds", 1),
-        peers: args.iter().any(|a| a == "--peers"),
+        peers,
+        gatekeeper: peers && gatekeeper::binary(&root).exists(),
         catches: args.iter().any(|a| a == "--catches"),
     };
-    let root = gitops_guard_testkit::repo_root();
+    if plan.peers && !plan.gatekeeper {
+        println!(
+            "bench apiserver: Gatekeeper not built (tests/cluster/build-gatekeeper.sh): left out"
+        );
+    }
     if plan.peers && !kyverno::binary(&root).exists() {
         eprintln!(
             "bench apiserver: --peers needs Kyverno: run tests/cluster/build-kyverno.sh (about 6.5 minutes)"
@@ -277,6 +320,9 @@ fn setups(plan: &Plan) -> Vec<Setup> {
     if plan.peers {
         all.push(Setup::Kyverno(KyvernoPolicies::Strict));
     }
+    if plan.gatekeeper {
+        all.push(Setup::Gatekeeper);
+    }
     all
 }
 
@@ -290,6 +336,9 @@ fn measure(env: &Env, plan: &Plan) -> Result<(Vec<Row>, String), String> {
     if plan.peers {
         kyverno::install(env)?;
     }
+    if plan.gatekeeper {
+        gatekeeper::install(env)?;
+    }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let null = rt.block_on(null::start(dir.path()))?;
     let mut engines = Engines {
@@ -297,6 +346,8 @@ fn measure(env: &Env, plan: &Plan) -> Result<(Vec<Row>, String), String> {
         null,
         kyverno: None,
         kyverno_rss: Vec::new(),
+        gatekeeper: None,
+        gatekeeper_rss: Vec::new(),
     };
     let plane = env.plane_pid();
     let mut rows = Vec::new();
@@ -337,6 +388,7 @@ fn measure(env: &Env, plan: &Plan) -> Result<(Vec<Row>, String), String> {
         }
     }
     engines.stop_kyverno();
+    engines.stop_gatekeeper();
     let mut rss = format!(
         "gitops-guard RSS: {idle:.1} MiB idle after start, {:.1} MiB after all runs, {:.1} MiB at its peak.",
         env.guard_rss_mib(),
@@ -346,6 +398,13 @@ fn measure(env: &Env, plan: &Plan) -> Result<(Vec<Row>, String), String> {
         let _ = write!(
             rss,
             " Kyverno (start {}): {idle:.1} MiB idle after start and policies, {peak:.1} MiB at its peak.",
+            i + 1
+        );
+    }
+    for (i, (idle, peak)) in engines.gatekeeper_rss.iter().enumerate() {
+        let _ = write!(
+            rss,
+            " Gatekeeper (start {}): {idle:.1} MiB idle after start and policies, {peak:.1} MiB at its peak.",
             i + 1
         );
     }
@@ -364,11 +423,17 @@ fn run_catches(env: &Env, plan: &Plan) -> Result<(), String> {
             Setup::Kyverno(KyvernoPolicies::Extra),
         ]);
     }
+    if plan.gatekeeper {
+        gatekeeper::install(env)?;
+        order.push(Setup::Gatekeeper);
+    }
     let mut engines = Engines {
         env,
         null: String::new(),
         kyverno: None,
         kyverno_rss: Vec::new(),
+        gatekeeper: None,
+        gatekeeper_rss: Vec::new(),
     };
     let mut columns = Vec::new();
     for setup in &order {
@@ -377,6 +442,7 @@ fn run_catches(env: &Env, plan: &Plan) -> Result<(), String> {
         columns.push(catches::run(env));
     }
     engines.stop_kyverno();
+    engines.stop_gatekeeper();
     let mut s = String::new();
     let _ = writeln!(s, "{CATCHES_BEGIN}");
     let _ = writeln!(

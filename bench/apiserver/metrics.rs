@@ -37,8 +37,10 @@ pub fn scrape(env: &Env) -> Result<Scrape, String> {
             continue;
         };
         // gitops-guard's webhooks, the null one (named under
-        // gitops-guard.io) and Kyverno's (`*.kyverno.svc*`).
-        let engine = series.contains("gitops-guard.io") || series.contains("kyverno.svc");
+        // gitops-guard.io), Kyverno's (`*.kyverno.svc*`) and Gatekeeper's.
+        let engine = series.contains("gitops-guard.io")
+            || series.contains("kyverno.svc")
+            || series.contains("validation.gatekeeper.sh");
         let metric = if series.starts_with(WEBHOOK) && engine {
             "webhook"
         } else if series.starts_with(POLICY) && series.contains("gitops-ownership") {
