@@ -15,6 +15,16 @@ use super::cluster::Env;
 pub const NAMESPACE: &str = "peers";
 const KUSTOMIZE: &str = "system:serviceaccount:flux-system:kustomize-controller";
 const TEAM_A: &str = "system:serviceaccount:team-a:team-a";
+/// A person's edit of the Flux-owned ConfigMap.
+const EDIT_APP_CONFIG: [&str; 7] = [
+    "patch",
+    "configmap",
+    "app-config",
+    "-n",
+    NAMESPACE,
+    "-p",
+    r#"{"data":{"color":"red"}}"#,
+];
 
 /// What should happen to a scenario's write.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -109,20 +119,19 @@ fn fixtures() -> String {
     )
 }
 
+/// A server-side apply from stdin under kustomize-controller's field manager.
+const APPLY_AS_FLUX: [&str; 6] = [
+    "apply",
+    "--server-side",
+    "--force-conflicts",
+    "--field-manager=kustomize-controller",
+    "-f",
+    "-",
+];
+
 /// As kustomize-controller applies: server-side, its field manager.
 fn flux_apply(env: &Env, manifest: &str) -> Result<String, String> {
-    env.kubectl(
-        "kustomize-controller",
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=kustomize-controller",
-            "-f",
-            "-",
-        ],
-        Some(manifest),
-    )
+    env.kubectl("kustomize-controller", &APPLY_AS_FLUX, Some(manifest))
 }
 
 /// Namespaces, tenants and RBAC the scenarios need; before any engine.
@@ -219,20 +228,7 @@ pub fn cases() -> Vec<Case> {
         Case {
             name: "a person edits a Flux-owned ConfigMap",
             expect: Expect::Refused,
-            run: |env| {
-                alice(
-                    env,
-                    &[
-                        "patch",
-                        "configmap",
-                        "app-config",
-                        "-n",
-                        NAMESPACE,
-                        "-p",
-                        r#"{"data":{"color":"red"}}"#,
-                    ],
-                )
-            },
+            run: |env| alice(env, &EDIT_APP_CONFIG),
         },
         Case {
             name: "a person deletes it",
@@ -313,39 +309,13 @@ pub fn cases() -> Vec<Case> {
                 let manifest = format!(
                     "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: app-config, namespace: {NAMESPACE}}}\ndata: {{color: green}}\n"
                 );
-                attempt(env.kubectl(
-                    "alice",
-                    &[
-                        "apply",
-                        "--server-side",
-                        "--force-conflicts",
-                        "--field-manager=kustomize-controller",
-                        "-f",
-                        "-",
-                    ],
-                    Some(&manifest),
-                ))
+                attempt(env.kubectl("alice", &APPLY_AS_FLUX, Some(&manifest)))
             },
         },
         Case {
             name: "a person impersonates kustomize-controller (`--as`, granted by `edit` in flux-system)",
             expect: Expect::Refused,
-            run: |env| {
-                alice(
-                    env,
-                    &[
-                        "--as",
-                        KUSTOMIZE,
-                        "patch",
-                        "configmap",
-                        "app-config",
-                        "-n",
-                        NAMESPACE,
-                        "-p",
-                        r#"{"data":{"color":"red"}}"#,
-                    ],
-                )
-            },
+            run: |env| alice(env, &[&["--as", KUSTOMIZE][..], &EDIT_APP_CONFIG].concat()),
         },
         Case {
             name: "a tenant's reconciler writes into another tenant (RBAC allows it)",

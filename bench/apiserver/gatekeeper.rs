@@ -1,5 +1,5 @@
 //! OPA Gatekeeper v3.23.1's manager, built from its Go module by
-//! tests/cluster/build-gatekeeper.sh and run out of cluster against the
+//! tests/cluster/build-peers.sh and run out of cluster against the
 //! bench's control plane: its CRDs, the gatekeeper-system namespace with a
 //! Pod object its status objects name as owner (it never runs), and the
 //! process with only the validating webhook, status and CRD generation, no
@@ -16,7 +16,7 @@ use std::{
 
 use gitops_guard::cert;
 
-use super::{cluster::Env, tls_server};
+use super::{cluster::Env, peer, tls_server};
 
 const WEBHOOK: &str = "gatekeeper-validating-webhook-configuration";
 
@@ -36,22 +36,10 @@ fn policy(env: &Env, file: &str) -> String {
 
 /// CRDs and the gatekeeper-system namespace: once per cluster.
 pub fn install(env: &Env) -> Result<(), String> {
-    let crds = env.root.join("tests/cluster/bin/gatekeeper-crds");
-    let crds = crds.display().to_string();
-    env.kubectl(
-        "admin",
-        &["apply", "--server-side", "--force-conflicts", "-f", &crds],
-        None,
-    )?;
-    env.kubectl(
-        "admin",
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/constrainttemplates.templates.gatekeeper.sh",
-        ],
-        None,
+    peer::install_crds(
+        env,
+        "gatekeeper",
+        &["crd/constrainttemplates.templates.gatekeeper.sh"],
     )?;
     env.kubectl("admin", &["apply", "-f", &policy(env, "system.yaml")], None)?;
     Ok(())
@@ -135,15 +123,7 @@ impl Gatekeeper {
     /// `created` and the webhook configuration reaches the apiserver.
     pub fn apply(&self, env: &Env, files: &[&str]) -> Result<(), String> {
         for file in files {
-            let path = policy(env, file);
-            let deadline = Instant::now() + Duration::from_secs(120);
-            loop {
-                match env.kubectl("admin", &["apply", "-f", &path], None) {
-                    Ok(_) => break,
-                    Err(e) if Instant::now() > deadline => return Err(format!("{file}: {e}")),
-                    Err(_) => std::thread::sleep(Duration::from_secs(2)),
-                }
-            }
+            peer::apply_until_accepted(env, &policy(env, file), Duration::from_secs(120))?;
         }
         env.kubectl(
             "admin",

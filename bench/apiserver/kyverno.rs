@@ -1,5 +1,5 @@
 //! Kyverno v1.19.1's admission controller, built from its Go module by
-//! tests/cluster/build-kyverno.sh and run out of cluster against the bench's
+//! tests/cluster/build-peers.sh and run out of cluster against the bench's
 //! control plane, as ../shared/notes/go-programs.md records: its CRDs, a
 //! namespace with its two ConfigMaps, and the process with `-serverIP`, which
 //! registers its webhooks as `https://127.0.0.1/…` (port 443, so the bench
@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::cluster::Env;
+use super::{cluster::Env, peer};
 
 pub fn binary(root: &Path) -> PathBuf {
     root.join("tests/cluster/bin/kyverno")
@@ -26,23 +26,10 @@ pub fn log_path(env: &Env) -> PathBuf {
 
 /// CRDs, namespace and ConfigMaps: once per cluster.
 pub fn install(env: &Env) -> Result<(), String> {
-    let crds = env.root.join("tests/cluster/bin/kyverno-crds");
-    let crds = crds.display().to_string();
-    env.kubectl(
-        "admin",
-        &["apply", "--server-side", "--force-conflicts", "-f", &crds],
-        None,
-    )?;
-    env.kubectl(
-        "admin",
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/clusterpolicies.kyverno.io",
-            "crd/policies.kyverno.io",
-        ],
-        None,
+    peer::install_crds(
+        env,
+        "kyverno",
+        &["crd/clusterpolicies.kyverno.io", "crd/policies.kyverno.io"],
     )?;
     let setup = "apiVersion: v1\nkind: Namespace\nmetadata: {name: kyverno}\n---\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kyverno, namespace: kyverno}\n---\n\
@@ -124,15 +111,7 @@ impl Kyverno {
         // served ("tls: internal error" until then): retry for a minute.
         for file in files {
             let path = env.root.join("bench/peers/kyverno").join(file);
-            let path = path.display().to_string();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                match env.kubectl("admin", &["apply", "-f", &path], None) {
-                    Ok(_) => break,
-                    Err(e) if Instant::now() > deadline => return Err(format!("{file}: {e}")),
-                    Err(_) => std::thread::sleep(Duration::from_secs(2)),
-                }
-            }
+            peer::apply_until_accepted(env, &path.display().to_string(), Duration::from_secs(60))?;
         }
         env.kubectl(
             "admin",

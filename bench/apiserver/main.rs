@@ -13,7 +13,7 @@
 //! scenarios against each engine (catches.rs).
 //!
 //!     cargo bench --bench apiserver [-- --requests 5000 --concurrency 4,16]
-//!     cargo bench --bench apiserver -- --peers --rounds 3     (needs tests/cluster/build-kyverno.sh)
+//!     cargo bench --bench apiserver -- --peers --rounds 3     (needs tests/cluster/build-peers.sh)
 //!     cargo bench --bench apiserver -- --catches [--peers]
 
 use gitops_guard_testkit::args;
@@ -23,6 +23,7 @@ mod gatekeeper;
 mod kyverno;
 mod metrics;
 mod null;
+mod peer;
 mod plot;
 use gitops_guard_testkit::results as results_file;
 use gitops_guard_testkit::tls_server;
@@ -259,7 +260,7 @@ struct Plan {
     concurrency: Vec<usize>,
     rounds: usize,
     peers: bool,
-    /// With `--peers`, when tests/cluster/build-gatekeeper.sh has run.
+    /// With `--peers`, when tests/cluster/build-peers.sh has built it.
     gatekeeper: bool,
     catches: bool,
 }
@@ -281,12 +282,12 @@ fn main() {
     };
     if plan.peers && !plan.gatekeeper {
         println!(
-            "bench apiserver: Gatekeeper not built (tests/cluster/build-gatekeeper.sh): left out"
+            "bench apiserver: Gatekeeper not built (tests/cluster/build-peers.sh gatekeeper): left out"
         );
     }
     if plan.peers && !kyverno::binary(&root).exists() {
         eprintln!(
-            "bench apiserver: --peers needs Kyverno: run tests/cluster/build-kyverno.sh (about 6.5 minutes)"
+            "bench apiserver: --peers needs Kyverno: run tests/cluster/build-peers.sh (about 7 minutes an engine)"
         );
         std::process::exit(2);
     }
