@@ -130,13 +130,6 @@ impl<'a> Identity<'a> {
             }
         }
     }
-
-    pub fn service_account(self) -> Option<ServiceAccount<'a>> {
-        match self {
-            Identity::ServiceAccount(account) => Some(account),
-            Identity::User(_) => None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -207,7 +200,7 @@ mod tests {
     fn a_certificate_is_the_user_it_names() {
         with_info("alice", Some("X509SHA256=ab"), |info| {
             assert!(Identity::of(info).is("alice"));
-            assert_eq!(Identity::of(info).service_account(), None);
+            assert!(matches!(Identity::of(info), Identity::User(_)));
         });
     }
 
