@@ -3,6 +3,8 @@
 //! A panic anywhere here would be a failed admission in the cluster.
 //! And the depth scan that runs before decoding never refuses JSON that
 //! serde_json itself builds (it would turn a valid review into a denial).
+//! And the one-pass decoder reads every review the whole-body decoder
+//! reads, and reads it the same.
 #![no_main]
 
 use gitops_guard::{
@@ -17,7 +19,14 @@ fuzz_target!(|body: &[u8]| {
     if serde_json::from_slice::<serde_json::Value>(body).is_ok() {
         assert!(!depth::exceeds(body, depth::MAX_DEPTH), "the scan refused JSON serde_json accepts");
     }
-    let Ok(req) = review::decode(body) else {
+    let one_pass = review::decode(body);
+    if let Ok(whole) = review::decode_whole(body) {
+        let Ok(one_pass) = &one_pass else {
+            panic!("the one pass refused a review the whole body decodes: {one_pass:?}");
+        };
+        assert_eq!(format!("{one_pass:?}"), format!("{whole:?}"), "the two decoders read differently");
+    }
+    let Ok(req) = one_pass else {
         return;
     };
     let policy = Policy::default();

@@ -5,4 +5,5 @@ pub mod depth;
 pub mod object;
 pub mod respond;
 pub mod review;
+pub mod skim;
 pub mod spec;

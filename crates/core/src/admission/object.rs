@@ -1,10 +1,11 @@
 //! An object reduced to the metadata the guard reads.
 //!
-//! Everything else (spec, status, data, managedFields) is skipped while
-//! parsing with serde's `IgnoredAny` (serde_json's fast path: no string is
-//! unescaped, no number parsed), and strings borrow from the request body
-//! when they hold no escapes. Skipping has no recursion limit of its own;
-//! `super::depth` bounds nesting before decoding starts.
+//! Everything else (spec, status, data, managedFields) is either set aside
+//! unparsed by the one-pass decoder (`super::skim`, which also bounds its
+//! nesting) or, on the whole-body path, skipped while parsing with serde's
+//! `IgnoredAny` (serde_json's fast path: no string is unescaped, no number
+//! parsed), after `super::depth` bounded nesting. Strings borrow from the
+//! request body when they hold no escapes.
 
 use std::{borrow::Cow, collections::BTreeMap, fmt};
 
@@ -24,6 +25,12 @@ pub struct ObjectView<'a> {
     pub metadata: Metadata<'a>,
     pub spec: SpecView<'a>,
 }
+
+/// The members of `metadata` that [`Metadata`] reads; the one-pass decoder
+/// (`super::skim`) sets the others (managedFields above all) aside. A field
+/// added to `Metadata` must be added here, or it reads as absent: the
+/// review tests that decode every field both ways catch it.
+pub const METADATA_READS: &[&str] = &["name", "labels", "annotations", "ownerReferences"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,16 +1,21 @@
 //! Decoding an AdmissionReview into a typed, borrowed view.
 //!
 //! Only what the decision needs is decoded; everything else in `object` and
-//! `oldObject` (spec, status, managedFields) is skipped by the parser without
-//! being built, and strings borrow from the request body where they can.
-//! The nesting bound for the skipped parts is checked first (`super::depth`).
+//! `oldObject` (spec, status, managedFields) is set aside without being
+//! built, and strings borrow from the request body where they can.
+//!
+//! A view that names what it reads (`ReviewRequest::READS`, the validating
+//! webhook's) is decoded from one pass (`super::skim`) that bounds nesting
+//! and leaves the unread parts unparsed. Any other view, and any body that
+//! pass does not expect, is decoded whole: the nesting bound is checked
+//! first (`super::depth`), then serde_json skips the unread parts.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::depth;
 pub use super::object::{Metadata, ObjectView, OwnerReference, StrMap};
+use super::{depth, skim};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 
@@ -55,6 +60,11 @@ struct Envelope<'a, R> {
 
 /// A request view decoded from a review: each webhook reads its own.
 pub trait ReviewRequest<'a> {
+    /// The members of `object` and `oldObject` this view reads, when it
+    /// reads no others: the one-pass decoder (`super::skim`) sets the rest
+    /// aside. `None` decodes the whole body.
+    const READS: Option<skim::Reads> = None;
+
     fn uid(&self) -> &str;
     /// Keeps the whole review body, for rules that compare the full old and
     /// new objects (`guard::compat`), which parse it only when they run.
@@ -62,6 +72,11 @@ pub trait ReviewRequest<'a> {
 }
 
 impl<'a> ReviewRequest<'a> for Request<'a> {
+    const READS: Option<skim::Reads> = Some(skim::Reads {
+        metadata: super::object::METADATA_READS,
+        spec: super::spec::READS,
+    });
+
     fn uid(&self) -> &str {
         &self.uid
     }
@@ -76,18 +91,43 @@ pub fn decode(body: &[u8]) -> Result<Request<'_>, DecodeError> {
     decode_as(body)
 }
 
+/// Decodes a review body the way [`decode`] did before the one-pass
+/// decoder: the depth scan, then serde_json over the whole body. Kept for
+/// the review bench and the fuzz target, which compare the two.
+pub fn decode_whole(body: &[u8]) -> Result<Request<'_>, DecodeError> {
+    decode_with(body, None)
+}
+
 /// Decodes a review body into the request view `R`, with the same checks.
 pub fn decode_as<'a, R>(body: &'a [u8]) -> Result<R, DecodeError>
+where
+    R: Deserialize<'a> + ReviewRequest<'a>,
+{
+    decode_with(body, R::READS)
+}
+
+fn decode_with<'a, R>(body: &'a [u8], reads: Option<skim::Reads>) -> Result<R, DecodeError>
 where
     R: Deserialize<'a> + ReviewRequest<'a>,
 {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
     }
-    if depth::exceeds(body, depth::MAX_DEPTH) {
-        return Err(DecodeError::TooDeep(depth::MAX_DEPTH));
-    }
-    let envelope: Envelope<'a, R> = match serde_json::from_slice(body) {
+    let outline = match reads.map(|reads| skim::outline(body, &reads)) {
+        Some(Err(skim::TooDeep)) => return Err(DecodeError::TooDeep(depth::MAX_DEPTH)),
+        Some(Ok(outline)) => outline,
+        None => None,
+    };
+    let parsed = match outline {
+        Some(outline) => Envelope::<'a, R>::deserialize(outline),
+        None => {
+            if depth::exceeds(body, depth::MAX_DEPTH) {
+                return Err(DecodeError::TooDeep(depth::MAX_DEPTH));
+            }
+            serde_json::from_slice(body)
+        }
+    };
+    let envelope = match parsed {
         Ok(envelope) => envelope,
         // A review of another version fails to parse for that reason: say so.
         Err(e) => return Err(version_error(body).unwrap_or(DecodeError::Json(e))),
@@ -296,6 +336,74 @@ mod tests {
                 .metadata
                 .has_controller()
         );
+    }
+
+    /// Every field a view reads, in objects of the kinds that carry them,
+    /// with escapes, nulls and the unread parts around them.
+    fn objects_with_every_field() -> Vec<serde_json::Value> {
+        use serde_json::json;
+        let metadata = json!({"name": "app\"s", "namespace": "team-a", "uid": "u-1",
+            "labels": {"kustomize.toolkit.fluxcd.io/name": "apps", "k": "v\u{e9}\t"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"a\":[1,{\"b\":\"}\"}]}"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "r-1", "controller": true}],
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:metadata": {"f:labels": {".": {}}}}}]});
+        vec![
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": metadata,
+                "spec": {"interval": "5m", "path": "./apps", "serviceAccountName": "flux", "targetNamespace": "team-a",
+                         "sourceRef": {"kind": "GitRepository", "name": "repo", "namespace": "flux-system"},
+                         "kubeConfig": {"secretRef": {"name": "kc"}}, "postBuild": {"substitute": {"a": "b"}}},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": {"name": "db", "labels": null},
+                "spec": {"chart": {"spec": {"chart": "pg", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}},
+                         "chartRef": {"kind": "OCIRepository", "name": "pg"}, "storageNamespace": "team-a",
+                         "values": {"deep": [[[{"x": 1}]]]}}}),
+            json!({"apiVersion": "image.toolkit.fluxcd.io/v1beta2", "kind": "ImagePolicy", "metadata": {"name": "p", "annotations": null},
+                "spec": {"imageRepositoryRef": {"name": "r", "namespace": "flux-system"}, "policy": {"semver": {"range": "1.x"}}}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "ownerReferences": null},
+                "data": {"big": "x".repeat(2000)}, "spec": [1, 2]}),
+            json!({"kind": "Weird", "metadata": null, "spec": "text"}),
+        ]
+    }
+
+    #[test]
+    fn one_pass_and_the_whole_body_decode_every_field_the_same() {
+        use serde_json::json;
+        let objects = objects_with_every_field();
+        for object in &objects {
+            for old in [serde_json::Value::Null, object.clone(), objects[0].clone()] {
+                let body = serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                    "request": {"uid": "u1", "kind": {"group": "g", "version": "v1", "kind": "K"},
+                        "resource": {"group": "g", "version": "v1", "resource": "ks"}, "subResource": "status",
+                        "name": "n", "namespace": "team-a", "operation": "UPDATE",
+                        "userInfo": {"username": "system:serviceaccount:team-a:flux", "groups": ["g"],
+                                     "extra": {"authentication.kubernetes.io/pod-name": ["p"]}},
+                        "object": object, "oldObject": old, "dryRun": true,
+                        "options": {"kind": "UpdateOptions", "fieldManager": "m"}}}))
+                .expect("serialises");
+                let reads = <Request<'_> as ReviewRequest<'_>>::READS
+                    .expect("the webhook's view names its reads");
+                assert!(
+                    matches!(skim::outline(&body, &reads), Ok(Some(_))),
+                    "one pass taken"
+                );
+                let one_pass = format!("{:?}", decode(&body).expect("one pass decodes"));
+                let whole = format!("{:?}", decode_whole(&body).expect("whole body decodes"));
+                assert_eq!(one_pass, whole, "{}", String::from_utf8_lossy(&body));
+                // What the one pass keeps is what the decision reads.
+                for read in [
+                    "app\\\"s",
+                    "ReplicaSet",
+                    "GitRepository",
+                    "HelmRepository",
+                    "OCIRepository",
+                    "flux",
+                ] {
+                    if whole.contains(read) {
+                        assert!(one_pass.contains(read), "{read}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -168,6 +168,21 @@ fn text<'de: 'a, 'a, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'a, st
     Ok(map.next_value::<Text<'a>>()?.0)
 }
 
+/// The members of `spec` that [`SpecView`] reads (its visitor's arms); the
+/// one-pass decoder (`super::skim`) sets the others aside. An arm added to
+/// the visitor must be added here, or it reads as absent: the review tests
+/// that decode every field both ways catch it.
+pub const READS: &[&str] = &[
+    "serviceAccountName",
+    "sourceRef",
+    "chartRef",
+    "imageRepositoryRef",
+    "chart",
+    "targetNamespace",
+    "storageNamespace",
+    "kubeConfig",
+];
+
 impl<'de: 'a, 'a> Deserialize<'de> for SpecView<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
