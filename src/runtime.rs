@@ -44,7 +44,7 @@ impl Runtime {
         let ready = readiness.clone();
         let on_synced = Arc::new(move || ready.view_synced.store(true, Ordering::Release));
         reflect::spawn(client.clone(), policy.clone(), feed, on_synced, &tasks).await;
-        let (to_drift, from_admission) = drift::announce::channel();
+        let (to_drift, from_admission) = drift::announce::channel()?;
         let runtime = Self {
             policy,
             client,

@@ -20,6 +20,7 @@ use crate::{
     },
     cluster::shared::SharedView,
     drift::{
+        announce::Involved,
         announce::ToDrift,
         journal::{Admission, JournalEntry},
     },
@@ -163,7 +164,16 @@ fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
         at: jiff::Timestamp::now().as_second(),
         admission,
     };
-    guard.to_drift.admitted(key, entry);
+    let kind = &req.kind;
+    let involved = Involved {
+        api_version: if kind.group.is_empty() {
+            kind.version.to_string()
+        } else {
+            format!("{}/{}", kind.group, kind.version)
+        },
+        kind: kind.kind.to_string(),
+    };
+    guard.to_drift.admitted(key, involved, entry);
 }
 
 fn record(guard: &Guard, span: &tracing::Span, req: &review::Request<'_>, decision: &Decision) {

@@ -33,6 +33,29 @@ pub enum Admission {
     ControllerImpersonation,
 }
 
+impl Admission {
+    /// How it is written in an attribution Event (`super::attribution`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Warned => "warned",
+            Self::Audited => "audited",
+            Self::BreakGlass => "break-glass",
+            Self::ControllerImpersonation => "controller-impersonation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Warned,
+            Self::Audited,
+            Self::BreakGlass,
+            Self::ControllerImpersonation,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
 pub struct Journal {
     entries: Mutex<LruCache<ObjectRef, JournalEntry>>,
 }
@@ -53,6 +76,21 @@ impl Journal {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .put(key, entry);
+    }
+
+    /// Records `entry` unless the journal already holds a later one for the
+    /// object (attributions read back from the API arrive in any order).
+    /// True when it was recorded.
+    pub fn record_if_newer(&self, key: ObjectRef, entry: JournalEntry) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.peek(&key).is_some_and(|known| known.at > entry.at) {
+            return false;
+        }
+        if entries.peek(&key) == Some(&entry) {
+            return false;
+        }
+        entries.put(key, entry);
+        true
     }
 
     pub fn get(&self, key: &ObjectRef) -> Option<JournalEntry> {

@@ -12,6 +12,8 @@ pub struct DriftMetrics {
     pub watch_errors: IntCounterVec,
     /// 1 once every drift watcher has listed once.
     pub synced: prometheus::IntGauge,
+    /// Drift Events dropped because the publisher's queue was full.
+    pub events_dropped: prometheus::IntCounter,
 }
 
 impl DriftMetrics {
@@ -49,6 +51,11 @@ impl DriftMetrics {
             "gitops_guard_drift_synced",
             "1 once every drift watcher has listed its objects once.",
         )?;
+        let events_dropped = prometheus::IntCounter::new(
+            "gitops_guard_drift_events_dropped_total",
+            "Drift Kubernetes Events dropped because the publisher's queue (1024) was full.",
+        )?;
+        registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(drifted.clone()))?;
         registry.register(Box::new(detections.clone()))?;
         registry.register(Box::new(resolutions.clone()))?;
@@ -60,6 +67,7 @@ impl DriftMetrics {
             resolutions,
             watch_errors,
             synced,
+            events_dropped,
         })
     }
 }

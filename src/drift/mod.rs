@@ -9,6 +9,7 @@
 pub use gitops_guard_core::drift::{detect, record, settings};
 pub mod alerts;
 pub mod announce;
+pub mod attribution;
 pub mod events;
 pub mod journal;
 pub mod leader;

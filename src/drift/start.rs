@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{
     alerts::Alerts,
     announce::{self, FromAdmission},
-    events,
+    attribution, events,
     leader::{self, Election, Leadership},
     watch::{self, DriftMetrics, DriftWatch},
     webhooks,
@@ -17,7 +17,7 @@ use crate::runtime::Runtime;
 pub type Settings = crate::config::DriftServeArgs;
 
 /// Who this replica is in the Lease: the Pod's name, else host and pid.
-fn identity() -> String {
+pub(super) fn identity() -> String {
     std::env::var("POD_NAME").unwrap_or_else(|_| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         format!("{}-{}", host.trim(), std::process::id())
@@ -75,7 +75,12 @@ pub fn start(
         gauge.set(1);
     }
     tasks.spawn("alert-sender", alerts.clone().run());
-    let FromAdmission { journal, admitted } = from_admission;
+    let FromAdmission {
+        journal,
+        admitted,
+        attributions,
+        attributions_dropped,
+    } = from_admission;
     tasks.spawn(
         "admission-alerts",
         announce::run(admitted, alerts.clone(), settings.cluster_name.clone()),
@@ -96,6 +101,15 @@ pub fn start(
         settings.cluster_name,
         Some(events::spawn(client.clone(), tasks)),
     );
-    watch::spawn(client.clone(), Arc::new(drift), tasks);
+    let drift = Arc::new(drift);
+    attribution::spawn(
+        client.clone(),
+        attributions,
+        attributions_dropped,
+        drift.clone(),
+        registry,
+        tasks,
+    )?;
+    watch::spawn(client.clone(), drift, tasks);
     Ok(alerts)
 }

@@ -60,6 +60,16 @@ struct Drifted {
     owner_kind: &'static str,
     /// For the resolving Event.
     reference: ObjectReference,
+    /// What the alert was last described from, to describe it again when
+    /// an attribution arrives after the drift was seen.
+    seen: Seen,
+}
+
+#[derive(Clone)]
+struct Seen {
+    kind: WatchedKind,
+    record: Record,
+    drift: Drift,
 }
 
 fn object_reference(
@@ -127,8 +137,29 @@ impl DriftWatch {
         if let Some(events) = &self.events
             && events.try_send(job).is_err()
         {
+            self.metrics.events_dropped.inc();
             tracing::warn!("event queue full: a drift event was dropped");
         }
+    }
+
+    /// Who changed `key` is now known (an attribution Event arrived): if it
+    /// is drifted, its alert is described again and re-sent.
+    pub fn attributed(&self, key: &ObjectRef) {
+        let seen = {
+            let drifted = self.drifted.lock().unwrap_or_else(PoisonError::into_inner);
+            drifted
+                .get(key)
+                .map(|d| (d.seen.clone(), d.reference.clone()))
+        };
+        let Some((seen, reference)) = seen else {
+            return;
+        };
+        let ns = reference.namespace.as_deref().unwrap_or("");
+        let name = reference.name.as_deref().unwrap_or("");
+        let (labels, annotations) = self.describe(&seen.kind, ns, name, &seen.record, &seen.drift);
+        tracing::info!(object = %key, changed_by = annotations.get("changed_by").map(String::as_str),
+            "drift alert described again: its author is now known");
+        self.alerts.fire(&key.to_string(), labels, annotations);
     }
 
     /// Judges one object as it is now; returns whether it is drifted.
@@ -174,6 +205,11 @@ impl DriftWatch {
                     kind: kind.kind.clone(),
                     owner_kind,
                     reference: reference.clone(),
+                    seen: Seen {
+                        kind: kind.clone(),
+                        record: r.clone(),
+                        drift: d.clone(),
+                    },
                 },
             )
             .is_none();
@@ -238,6 +274,7 @@ impl DriftWatch {
             kind,
             owner_kind,
             reference,
+            ..
         }) = gone
         {
             let labels = [kind.as_str(), owner_kind];

@@ -226,6 +226,14 @@ const ALONE: &[(&str, Scenario)] = &[
         resilience::two_guards_elect_one_sender_and_the_other_takes_over_when_it_stops,
     ),
     (
+        "a_restarted_guard_still_names_who_made_the_change",
+        resilience::a_restarted_guard_still_names_who_made_the_change,
+    ),
+    (
+        "the_leader_names_who_made_a_change_another_replica_admitted",
+        resilience::the_leader_names_who_made_a_change_another_replica_admitted,
+    ),
+    (
         "an_alert_made_while_alertmanager_was_down_for_two_minutes_arrives_when_it_is_back",
         resilience::an_alert_made_while_alertmanager_was_down_for_two_minutes_arrives_when_it_is_back,
     ),

@@ -216,3 +216,155 @@ pub fn two_guards_elect_one_sender_and_the_other_takes_over_when_it_stops(c: &Cl
     let _ = other.wait();
     result
 }
+
+/// The `changed_by` annotation of the namespace's drift alert.
+fn changed_by(base: &str, ns: &str) -> Result<String, String> {
+    let alerts = drift_alerts(base, ns)?;
+    let alert = alerts.first().ok_or(format!("no drift alert for {ns}"))?;
+    Ok(alert["annotations"]["changed_by"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned())
+}
+
+fn names_alice(base: &str, ns: &str) -> Outcome {
+    match changed_by(base, ns)?.as_str() {
+        "alice" => Ok(()),
+        other => Err(format!("changed_by {other:?}, expected alice")),
+    }
+}
+
+/// The users the attribution Events in `ns` name.
+fn attributed_users(c: &Cluster, ns: &str) -> Result<String, String> {
+    let out = c
+        .kubectl(
+            "admin",
+            &[
+                "get",
+                "events",
+                "-n",
+                ns,
+                "-l",
+                "gitops-guard.io/attribution",
+                "-o",
+                "jsonpath={.items[*].metadata.annotations.gitops-guard\\.io/user}",
+            ],
+        )
+        .allowed("list attribution Events")?;
+    Ok(out.stdout)
+}
+
+fn delivered(port: u16) -> f64 {
+    admin_metric(port, "gitops_guard_alert_deliveries_total{outcome=\"ok\"}").unwrap_or(0.0)
+}
+
+/// Stops a process started by [`extra_guard`] with SIGTERM, as Kubernetes
+/// does, so it releases the Lease.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+pub fn a_restarted_guard_still_names_who_made_the_change(c: &Cluster) -> Outcome {
+    let base = alertmanager(c)?;
+    let admin = guard_env_port(c, "ADMIN_PORT")?;
+    let ns = drifted(c, "e2e-attribution-restart")?;
+    eventually(Duration::from_secs(30), || names_alice(&base, &ns))?;
+    eventually(Duration::from_secs(10), || {
+        let users = attributed_users(c, &ns)?;
+        if users.split_whitespace().any(|u| u == "alice") {
+            Ok(())
+        } else {
+            Err(format!("no attribution Event naming alice: {users:?}"))
+        }
+    })?;
+    // A new process knows nothing of the change but what the API keeps.
+    script(c, "guard.sh", "stop")?;
+    script(c, "guard.sh", "start")?;
+    let restarted = Instant::now();
+    eventually(Duration::from_secs(30), || {
+        if delivered(admin) > 0.0 {
+            Ok(())
+        } else {
+            Err("the restarted guard has not sent the alert again".into())
+        }
+    })?;
+    eventually(Duration::from_secs(30), || names_alice(&base, &ns))?;
+    let read = admin_metric(
+        admin,
+        "gitops_guard_attribution_events_total{outcome=\"read\"}",
+    )
+    .unwrap_or(0.0);
+    if read < 1.0 {
+        return Err(format!(
+            "the restarted guard read {read} attribution Events"
+        ));
+    }
+    eprintln!(
+        "after a restart the alert names alice {:?} after the new process started",
+        restarted.elapsed()
+    );
+    Ok(())
+}
+
+pub fn the_leader_names_who_made_a_change_another_replica_admitted(c: &Cluster) -> Outcome {
+    let base = alertmanager(c)?;
+    let first = guard_env_port(c, "ADMIN_PORT")?;
+    let (port, second) = (first + 103, first + 104);
+    let leader = |p: u16| admin_metric(p, "gitops_guard_leader") == Some(1.0);
+    // The registered guard (first) must be the follower: stop it, let a
+    // second process take the Lease, start the first again.
+    script(c, "guard.sh", "stop")?;
+    let mut other = extra_guard(c, "attribution", port, second, &[])?;
+    let result = (|| {
+        eventually(Duration::from_secs(30), || {
+            if leader(second) {
+                Ok(())
+            } else {
+                Err("the second guard does not lead yet".into())
+            }
+        })?;
+        script(c, "guard.sh", "start")?;
+        eventually(Duration::from_secs(30), || {
+            match admin_metric(first, "gitops_guard_leader") {
+                Some(0.0) => Ok(()),
+                other => Err(format!("first guard's leader gauge: {other:?}")),
+            }
+        })?;
+        // alice's change goes through the registered guard, the follower.
+        let ns = drifted(c, "e2e-attribution-replicas")?;
+        eventually(Duration::from_secs(30), || names_alice(&base, &ns))?;
+        // Who wrote the attribution Event is who admitted the change.
+        let admitted_by_second = admin_metric(
+            second,
+            "gitops_guard_attribution_events_total{outcome=\"written\"}",
+        )
+        .unwrap_or(0.0);
+        let written_by_first = admin_metric(
+            first,
+            "gitops_guard_attribution_events_total{outcome=\"written\"}",
+        )
+        .unwrap_or(0.0);
+        if admitted_by_second > 0.0 || written_by_first < 1.0 {
+            return Err(format!(
+                "attribution Events written: leader {admitted_by_second}, follower {written_by_first}: \
+                 the follower should have admitted the change"
+            ));
+        }
+        if delivered(second) == 0.0 || !leader(second) {
+            return Err("the second guard should lead and have sent the alert".into());
+        }
+        Ok(())
+    })();
+    terminate(&mut other);
+    let back = eventually(Duration::from_secs(30), || {
+        if leader(first) {
+            Ok(())
+        } else {
+            Err("the registered guard has not taken the Lease back".into())
+        }
+    });
+    result.and(back)
+}

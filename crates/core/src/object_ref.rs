@@ -51,9 +51,48 @@ impl fmt::Display for ObjectRef {
     }
 }
 
+/// Reads back what `Display` wrote (`group/resource/namespace/name`; no part
+/// of a Kubernetes object's coordinates holds a `/`).
+impl std::str::FromStr for ObjectRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.splitn(4, '/');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(group), Some(resource), Some(namespace), Some(name))
+                if !resource.is_empty() && !name.is_empty() && !name.contains('/') =>
+            {
+                Ok(Self::new(group, resource, namespace, name))
+            }
+            _ => Err(format!(
+                "{s:?} is not group/resource/namespace/name with a resource and a name"
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ObjectRef;
+
+    #[test]
+    fn an_object_ref_reads_back_what_it_wrote() {
+        for object in [
+            ObjectRef::new("", "configmaps", "shop", "web-config"),
+            ObjectRef::new("apps", "deployments", "prod", "web"),
+            ObjectRef::new("", "namespaces", "", "prod"),
+        ] {
+            assert_eq!(object.to_string().parse::<ObjectRef>(), Ok(object));
+        }
+        for bad in [
+            "",
+            "apps/deployments/prod",
+            "apps//prod/web",
+            "apps/deployments/prod/",
+        ] {
+            assert!(bad.parse::<ObjectRef>().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_core_group_object_keys_its_alerts_with_an_empty_group() {
