@@ -56,6 +56,14 @@ impl Admission {
     }
 }
 
+/// Whether `entry` names who made the change drift found at `changed_at`
+/// (seconds): the admission is at most 5 s older than the change's
+/// managedFields time (one-second resolution, and the write lands after the
+/// review); an older admission was of an earlier change.
+pub fn names_change(entry: &JournalEntry, changed_at: Option<i64>) -> bool {
+    changed_at.is_none_or(|at| entry.at + 5 >= at)
+}
+
 pub struct Journal {
     entries: Mutex<LruCache<ObjectRef, JournalEntry>>,
 }

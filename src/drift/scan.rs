@@ -1,5 +1,7 @@
 //! `gitops-guard drift`: one scan with the current kubeconfig, the same
-//! record + detect as the watcher, printed as a table or JSON.
+//! record + detect as the watcher, printed as a table or JSON. Who made each
+//! change comes, as in the watcher's alerts, from the attribution Events the
+//! webhook wrote (`super::attribution`), else the field manager.
 
 use kube::{
     Api, Client,
@@ -7,8 +9,13 @@ use kube::{
 };
 use serde::Serialize;
 
-use super::{detect::detect, record::record};
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::Event;
+
+use super::{detect::detect, journal::JournalEntry, record::record};
 use crate::{
+    object_ref::ObjectRef,
     guard::ownership::{HELM_NAME, KUSTOMIZE_NAME},
     policy::Policy,
 };
@@ -19,6 +26,9 @@ pub struct Row {
     pub namespace: String,
     pub name: String,
     pub owner: String,
+    /// The person the webhook let through, when an attribution Event
+    /// names them; else `field manager NAME`, as the alert says.
+    pub changed_by: String,
     pub field_manager: String,
     pub operation: String,
     pub changed_at: String,
@@ -29,6 +39,7 @@ pub struct Row {
 /// serve are reported on stderr and skipped.
 pub async fn scan(client: Client, policy: &Policy) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
+    let people = attributions(client.clone()).await;
     for kind in &policy.drift.kinds {
         let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
         let ar = ApiResource::from_gvk_with_plural(&gvk, &kind.plural);
@@ -56,10 +67,18 @@ pub async fn scan(client: Client, policy: &Policy) -> anyhow::Result<Vec<Row>> {
                 let Some(d) = detect(&r, reconcilers, &policy.drift.system_managers) else {
                     continue;
                 };
+                let namespace = item.metadata.namespace.clone().unwrap_or_default();
+                let name = item.metadata.name.clone().unwrap_or_default();
+                let object = ObjectRef::new(&kind.group, &kind.plural, &namespace, &name);
+                let changed_by = people
+                    .get(&object)
+                    .filter(|e| super::journal::names_change(e, d.at))
+                    .map_or_else(|| format!("field manager {}", d.manager), |e| e.user.clone());
                 rows.push(Row {
                     kind: kind.kind.clone(),
-                    namespace: item.metadata.namespace.clone().unwrap_or_default(),
-                    name: item.metadata.name.clone().unwrap_or_default(),
+                    namespace,
+                    name,
+                    changed_by,
                     owner: format!(
                         "{} {}/{}",
                         r.owner.kind.object_kind(),
@@ -80,6 +99,27 @@ pub async fn scan(client: Client, policy: &Policy) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The latest attribution Event of each object. Without the right to list
+/// Events the scan still runs and names field managers (said on stderr).
+async fn attributions(client: Client) -> HashMap<ObjectRef, JournalEntry> {
+    let api = Api::<Event>::all(client);
+    let params = ListParams::default().labels(super::attribution::LABEL);
+    let list = match api.list(&params).await {
+        Ok(list) => list,
+        Err(e) => {
+            eprintln!("gitops-guard drift: cannot list attribution Events ({e}); naming field managers");
+            return HashMap::new();
+        }
+    };
+    let mut latest: HashMap<ObjectRef, JournalEntry> = HashMap::new();
+    for (object, entry) in list.items.iter().filter_map(super::attribution::read) {
+        if latest.get(&object).is_none_or(|known| known.at <= entry.at) {
+            latest.insert(object, entry);
+        }
+    }
+    latest
+}
+
 /// A fixed-width table, one drifted object a line.
 pub fn table(rows: &[Row]) -> String {
     let header = [
@@ -98,7 +138,7 @@ pub fn table(rows: &[Row]) -> String {
             r.namespace.clone(),
             r.name.clone(),
             r.owner.clone(),
-            format!("{} ({})", r.field_manager, r.operation),
+            format!("{} ({})", r.changed_by, r.operation),
             r.changed_at.clone(),
             r.fields.join(","),
         ]

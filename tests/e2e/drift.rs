@@ -119,13 +119,83 @@ pub fn a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when
             "changed_by {changed_by:?}, expected alice: {alert}"
         ));
     }
+    // On the object: alice's attribution and the drift, as Events.
+    eventually(Duration::from_secs(30), || {
+        let reasons = event_reasons(c, &ns)?;
+        for wanted in ["ManualChangeAdmitted", "GitOpsDrift"] {
+            if !reasons.iter().any(|r| r == wanted) {
+                return Err(format!("no {wanted} Event on deployment/web: {reasons:?}"));
+            }
+        }
+        Ok(())
+    })?;
+    // The one-shot scan finds it too, naming alice, and exits 1.
+    let (code, rows) = drift_scan(c)?;
+    let row = rows
+        .iter()
+        .find(|r| r["namespace"] == ns.as_str() && r["name"] == "web")
+        .ok_or(format!("gitops-guard drift does not list {ns}/web: {rows:?}"))?;
+    if code != Some(1) || row["changed_by"] != "alice" || row["kind"] != "Deployment" {
+        return Err(format!("gitops-guard drift exit {code:?}, row {row}"));
+    }
     flux_apply_forced(c, &flux_deployment(&ns, 1))?;
     eventually(Duration::from_secs(30), || {
         match drift_alerts(&base, &ns)?.len() {
             0 => Ok(()),
             n => Err(format!("{n} alert(s) still active")),
         }
-    })
+    })?;
+    eventually(Duration::from_secs(30), || {
+        let reasons = event_reasons(c, &ns)?;
+        if reasons.iter().any(|r| r == "GitOpsDriftResolved") {
+            Ok(())
+        } else {
+            Err(format!("no GitOpsDriftResolved Event: {reasons:?}"))
+        }
+    })?;
+    let (_, rows) = drift_scan(c)?;
+    match rows.iter().find(|r| r["namespace"] == ns.as_str()) {
+        None => Ok(()),
+        Some(row) => Err(format!("resolved, yet gitops-guard drift lists {row}")),
+    }
+}
+
+/// The reasons of the Events on deployment/web in `ns` (core and
+/// events.k8s.io Events are one store; kubectl reads the core view).
+fn event_reasons(c: &Cluster, ns: &str) -> Result<Vec<String>, String> {
+    let out = c
+        .kubectl(
+            "admin",
+            &[
+                "get",
+                "events",
+                "-n",
+                ns,
+                "--field-selector",
+                "involvedObject.kind=Deployment,involvedObject.name=web",
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ],
+        )
+        .allowed("list Events")?;
+    Ok(out.stdout.split_whitespace().map(str::to_owned).collect())
+}
+
+/// `gitops-guard drift -o json` as the admin: its exit code and rows.
+fn drift_scan(c: &Cluster) -> Result<(Option<i32>, Vec<Value>), String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_gitops-guard"))
+        .args(["drift", "-o", "json", "--policy"])
+        .arg(c.run.join("policy.yaml"))
+        .env("KUBECONFIG", c.kubeconfig("admin"))
+        .output()
+        .map_err(|e| format!("gitops-guard drift: {e}"))?;
+    let rows: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "gitops-guard drift printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    Ok((out.status.code(), rows.as_array().cloned().unwrap_or_default()))
 }
 
 /// Active alerts named `alertname` (any namespace).

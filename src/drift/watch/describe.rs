@@ -41,7 +41,7 @@ impl DriftWatch {
         let person = self
             .journal
             .get(&journal_key)
-            .filter(|e| d.at.is_none_or(|at| e.at + 5 >= at))
+            .filter(|e| crate::drift::journal::names_change(e, d.at))
             .map(|e| e.user);
         let changed_by = person.unwrap_or_else(|| format!("field manager {}", d.manager));
         let owner = format!("{}/{}", r.owner.namespace, r.owner.name);
