@@ -15,16 +15,21 @@ up:
 down:
 	scripts/down.sh $(RUN_DIR)
 
-## test: every test: unit, router, CLI, TLS and end-to-end against a real apiserver
-## (and against real Flux controllers); installs missing Debian packages as root
+## test: every test: unit, router, CLI, TLS, the Helm chart (helm lint/template) and
+## end-to-end against a real apiserver (and against real Flux controllers); installs
+## missing Debian packages as root
 test:
 	scripts/prerequisites.sh
 	tests/cluster/build.sh
 	tests/cluster/build-flux.sh
+	tests/cluster/build-helm.sh
 	cargo test --workspace --all-targets
 
-## test-unit: everything but the end-to-end suite
+## test-unit: everything but the end-to-end suite (the chart tests in it need
+## tests/cluster/bin/kubectl and helm: built once, then up to date)
 test-unit:
+	tests/cluster/build.sh
+	tests/cluster/build-helm.sh
 	cargo test --workspace --lib --bins
 	cargo test --test it
 
@@ -33,6 +38,7 @@ test-e2e:
 	scripts/prerequisites.sh
 	tests/cluster/build.sh
 	tests/cluster/build-flux.sh
+	tests/cluster/build-helm.sh
 	cargo test --test e2e
 
 lint:
@@ -48,6 +54,7 @@ bench:
 	cargo bench --bench flood
 	cargo bench --bench drift
 
-## crd: regenerate manifests/crds/breakglass.yaml from the Rust type
+## crd: regenerate manifests/crds/breakglass.yaml (and the Helm chart's copy) from the Rust type
 crd:
 	cargo run --quiet -- crd > manifests/crds/breakglass.yaml
+	cp manifests/crds/breakglass.yaml charts/gitops-guard/files/breakglass.yaml

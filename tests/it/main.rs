@@ -8,6 +8,7 @@ mod audit_tenants;
 mod bad_input;
 mod cert;
 mod cert_rotation;
+mod chart;
 mod cli;
 mod cli_mutate;
 mod common;
