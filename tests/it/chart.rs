@@ -322,6 +322,56 @@ fn the_chart_renders_what_manifests_holds() {
 }
 
 #[test]
+fn the_opt_in_secret_grants_render_what_the_kustomize_components_hold() {
+    let manifests = kustomize(&["tests/fixtures/secret-components"]);
+    let chart = template(&[
+        "--set",
+        "rbac.pullSecrets.enabled=true,rbac.driftSecrets.enabled=true",
+    ]);
+    assert_no_differences(&chart.differences_from(&manifests));
+    assert!(
+        chart.beyond(&manifests).is_empty(),
+        "{:?}",
+        chart.beyond(&manifests)
+    );
+    // The two components are what reads Secrets; without them nothing in
+    // manifests/ or the chart does.
+    let opted_in = ["gitops-guard-drift-secrets", "gitops-guard-pull-secrets"];
+    assert_eq!(secret_readers(&manifests), opted_in);
+    assert_eq!(secret_readers(&chart), opted_in);
+    assert_eq!(
+        secret_readers(&kustomize(&["manifests"])),
+        Vec::<String>::new()
+    );
+    assert_eq!(secret_readers(&template(&[])), Vec::<String>::new());
+}
+
+/// The names of the roles that may get, list or watch core Secrets.
+fn secret_readers(objects: &Objects) -> Vec<String> {
+    let reads_secrets = |rule: &Value| {
+        let core = strings(rule, "/apiGroups").contains(&"");
+        let secrets = strings(rule, "/resources").contains(&"secrets");
+        let reads = strings(rule, "/verbs")
+            .iter()
+            .any(|v| ["get", "list", "watch", "*"].contains(v));
+        core && secrets && reads
+    };
+    objects
+        .0
+        .iter()
+        .filter(|(key, _)| key.kind == "ClusterRole" || key.kind == "Role")
+        .filter(|(_, role)| {
+            role["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(reads_secrets)
+        })
+        .map(|(key, _)| key.name.clone())
+        .collect()
+}
+
+#[test]
 fn the_chart_with_monitoring_renders_what_manifests_monitoring_holds() {
     let manifests = kustomize(&["manifests", "manifests/monitoring"]);
     let chart = template(&[

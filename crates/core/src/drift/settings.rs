@@ -54,7 +54,6 @@ impl Default for DriftPolicy {
                 kind("batch", "v1", "CronJob", "cronjobs"),
                 kind("", "v1", "Service", "services"),
                 kind("", "v1", "ConfigMap", "configmaps"),
-                kind("", "v1", "Secret", "secrets"),
                 kind("", "v1", "ServiceAccount", "serviceaccounts"),
                 kind("rbac.authorization.k8s.io", "v1", "Role", "roles"),
                 kind(
