@@ -181,13 +181,13 @@ pub fn two_guards_elect_one_sender_and_the_other_takes_over_when_it_stops(c: &Cl
                 sent(following)
             ));
         }
-        // Stop the leader; the follower must take over and keep the alert up.
+        // Stop the leader with SIGTERM, as a rollout does; the follower must
+        // take over and keep the alert up.
         let stopped = Instant::now();
         if leading == first {
             script(c, "guard.sh", "stop")?;
         } else {
-            let _ = other.kill();
-            let _ = other.wait();
+            terminate(&mut other);
         }
         eventually(Duration::from_secs(20), || {
             if leader(following) {
@@ -196,7 +196,11 @@ pub fn two_guards_elect_one_sender_and_the_other_takes_over_when_it_stops(c: &Cl
                 Err("no takeover yet".into())
             }
         })?;
-        eprintln!("takeover {:?} after the leader stopped", stopped.elapsed());
+        // README quotes this line ("Leader takeover").
+        eprintln!(
+            "takeover {:?} after SIGTERM to the leader",
+            stopped.elapsed()
+        );
         stays_firing(&base, &ns, Duration::from_secs(10))?;
         let before = sent(following);
         eventually(Duration::from_secs(20), || {
