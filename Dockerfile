@@ -3,6 +3,10 @@
 # binary on distroless (glibc, CA certificates, no shell), running as non-root.
 #
 #   docker build -t ghcr.io/gitops-guard/gitops-guard:0.1.0 .
+#
+# Without Docker: scripts/image.sh REF builds the same final stage from the
+# release binary with crane and pushes it (tests/it/image.rs checks that its
+# user, entrypoint, command, ports and binary path are the ones below).
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src

@@ -15,7 +15,8 @@ up:
 down:
 	scripts/down.sh $(RUN_DIR)
 
-## test: every test: unit, router, CLI, TLS, the Helm chart (helm lint/template) and
+## test: every test: unit, router, CLI, TLS, the Helm chart (helm lint/template), the
+## image built without Docker (crane) and
 ## end-to-end against a real apiserver (and against real Flux controllers); installs
 ## missing Debian packages as root
 test:
@@ -23,13 +24,15 @@ test:
 	tests/cluster/build.sh
 	tests/cluster/build-flux.sh
 	tests/cluster/build-helm.sh
+	tests/cluster/build-crane.sh
 	cargo test --workspace --all-targets
 
-## test-unit: everything but the end-to-end suite (the chart tests in it need
-## tests/cluster/bin/kubectl and helm: built once, then up to date)
+## test-unit: everything but the end-to-end suite (the chart and image tests in it
+## need tests/cluster/bin/kubectl, helm and crane: built once, then up to date)
 test-unit:
 	tests/cluster/build.sh
 	tests/cluster/build-helm.sh
+	tests/cluster/build-crane.sh
 	cargo test --workspace --lib --bins
 	cargo test --test it
 

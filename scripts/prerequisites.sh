@@ -14,6 +14,9 @@ need htpasswd apache2-utils
 need prometheus-alertmanager prometheus-alertmanager
 need amtool prometheus-alertmanager
 need ps procps
+# The image test (tests/it/image.rs, scripts/image.sh): the CA bundle the
+# image carries; ldd and chroot come with every Debian system.
+[ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -14,6 +14,7 @@ mod cli_mutate;
 mod common;
 mod drain;
 mod idle_connections;
+mod image;
 mod not_ready;
 mod pinning;
 mod registry_fixture;
