@@ -20,31 +20,7 @@ for pkg in pkg/chartutil pkg/lint/rules; do
   LDFLAGS+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=37"
 done
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "build-helm.sh: go not found; install Go >= 1.26 and retry" >&2
-  exit 1
-fi
-recipe="helm $HELM $PACKAGE CGO_ENABLED=0 -trimpath -ldflags=$LDFLAGS"
-stamp=$(echo "$recipe" | sha256sum | cut -d' ' -f1)
-if [ -x bin/helm ] && [ "$(cat bin/.helm-stamp 2>/dev/null)" = "$stamp" ]; then
-  echo "helm up to date"
-  exit 0
-fi
-mkdir -p bin
-work=$(mktemp -d)
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-
-started=$SECONDS
-echo "building helm ($HELM, $(go version | cut -d' ' -f3)); takes a few minutes"
-dir=$(go mod download -json "$HELM" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-[ -n "$dir" ] || { echo "build-helm.sh: go mod download $HELM failed" >&2; exit 1; }
-cp -r "$dir" "$work/helm"
-chmod -R u+w "$work/helm"
-(
-  cd "$work/helm"
-  CGO_ENABLED=0 GOFLAGS=-mod=mod go build -buildvcs=false -trimpath -ldflags="$LDFLAGS" \
-    -o "$here/bin/helm.new" "$PACKAGE"
-)
-mv bin/helm.new bin/helm
-echo "$stamp" >bin/.helm-stamp
-echo "built bin/helm in $((SECONDS - started))s ($(bin/helm version --short))"
+# shellcheck source=go-tool.sh
+. "$here/go-tool.sh"
+go_tool helm "$HELM" "$PACKAGE" "$LDFLAGS"
+"$here/bin/helm" version --short

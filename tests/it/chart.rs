@@ -503,19 +503,8 @@ fn the_policy_the_chart_renders_is_one_the_guard_loads_and_applies() {
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, policy_yaml).unwrap_or_else(|e| panic!("{e}"));
 
-    let check = |extra: &[&str]| {
-        let fixtures = root().join("tests/fixtures");
-        let state = fixtures.join("cluster-state.yaml");
-        let review = fixtures.join("edit-flux-deployment-by-human.json");
-        let mut args = vec![
-            "check",
-            "--cluster-state",
-            state.to_str().unwrap_or_default(),
-        ];
-        args.extend_from_slice(extra);
-        args.push(review.to_str().unwrap_or_default());
-        run(Path::new(env!("CARGO_BIN_EXE_gitops-guard")), &args)
-    };
+    let review = crate::cli::fixture("edit-flux-deployment-by-human.json");
+    let check = |extra: &[&str]| crate::cli::check(&review, extra);
     assert_eq!(check(&[]).status.code(), Some(1), "denied by the defaults");
     let out = check(&["--policy", policy.to_str().unwrap_or_default()]);
     assert_eq!(

@@ -10,7 +10,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures").join(name)
 }
 
@@ -25,7 +25,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn check(review: &Path, extra: &[&str]) -> Output {
+/// `gitops-guard check` of `review` against the fixture cluster state.
+pub(crate) fn check(review: &Path, extra: &[&str]) -> Output {
     let state = fixture("cluster-state.yaml");
     let mut args = vec![
         "check",

@@ -37,8 +37,9 @@ pub fn exceeds(body: &[u8], limit: usize) -> bool {
     false
 }
 
-/// Index of the quote closing the string whose contents start at `from`.
-fn string_end(body: &[u8], mut from: usize) -> Option<usize> {
+/// Index of the quote closing the string whose contents start at `from`
+/// (also the one-pass decoder's, `super::skim`).
+pub(super) fn string_end(body: &[u8], mut from: usize) -> Option<usize> {
     loop {
         let found = from + memchr::memchr2(b'"', b'\\', body.get(from..)?)?;
         if body[found] == b'"' {

@@ -31,7 +31,7 @@ use serde::{
     de::{self, DeserializeSeed, MapAccess, Visitor},
 };
 
-use super::depth::MAX_DEPTH;
+use super::depth::{MAX_DEPTH, string_end};
 
 /// The members an object view reads, for each of the maps the scan opens.
 /// Members not named here are set aside unread.
@@ -269,18 +269,6 @@ impl<'a> Scan<'a> {
             at += 1;
         }
         Err(Stop::Unexpected)
-    }
-}
-
-/// Index of the quote closing the string whose contents start at `from`.
-fn string_end(body: &[u8], mut from: usize) -> Option<usize> {
-    loop {
-        let found = from + memchr::memchr2(b'"', b'\\', body.get(from..)?)?;
-        if body[found] == b'"' {
-            return Some(found);
-        }
-        // A backslash escapes the next byte, which may be a quote.
-        from = found + 2;
     }
 }
 
