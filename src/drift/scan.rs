@@ -15,8 +15,8 @@ use k8s_openapi::api::core::v1::Event;
 
 use super::{detect::detect, journal::JournalEntry, record::record};
 use crate::{
-    object_ref::ObjectRef,
     guard::ownership::{HELM_NAME, KUSTOMIZE_NAME},
+    object_ref::ObjectRef,
     policy::Policy,
 };
 
@@ -73,7 +73,10 @@ pub async fn scan(client: Client, policy: &Policy) -> anyhow::Result<Vec<Row>> {
                 let changed_by = people
                     .get(&object)
                     .filter(|e| super::journal::names_change(e, d.at))
-                    .map_or_else(|| format!("field manager {}", d.manager), |e| e.user.clone());
+                    .map_or_else(
+                        || format!("field manager {}", d.manager),
+                        |e| e.user.clone(),
+                    );
                 rows.push(Row {
                     kind: kind.kind.clone(),
                     namespace,
@@ -107,7 +110,9 @@ async fn attributions(client: Client) -> HashMap<ObjectRef, JournalEntry> {
     let list = match api.list(&params).await {
         Ok(list) => list,
         Err(e) => {
-            eprintln!("gitops-guard drift: cannot list attribution Events ({e}); naming field managers");
+            eprintln!(
+                "gitops-guard drift: cannot list attribution Events ({e}); naming field managers"
+            );
             return HashMap::new();
         }
     };

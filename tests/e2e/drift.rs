@@ -134,7 +134,9 @@ pub fn a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when
     let row = rows
         .iter()
         .find(|r| r["namespace"] == ns.as_str() && r["name"] == "web")
-        .ok_or(format!("gitops-guard drift does not list {ns}/web: {rows:?}"))?;
+        .ok_or(format!(
+            "gitops-guard drift does not list {ns}/web: {rows:?}"
+        ))?;
     if code != Some(1) || row["changed_by"] != "alice" || row["kind"] != "Deployment" {
         return Err(format!("gitops-guard drift exit {code:?}, row {row}"));
     }
@@ -195,7 +197,10 @@ fn drift_scan(c: &Cluster) -> Result<(Option<i32>, Vec<Value>), String> {
             String::from_utf8_lossy(&out.stderr)
         )
     })?;
-    Ok((out.status.code(), rows.as_array().cloned().unwrap_or_default()))
+    Ok((
+        out.status.code(),
+        rows.as_array().cloned().unwrap_or_default(),
+    ))
 }
 
 /// Active alerts named `alertname` (any namespace).
