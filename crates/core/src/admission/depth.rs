@@ -41,7 +41,7 @@ pub fn exceeds(body: &[u8], limit: usize) -> bool {
 /// (also the one-pass decoder's, `super::skim`).
 pub(super) fn string_end(body: &[u8], mut from: usize) -> Option<usize> {
     loop {
-        let found = from + memchr::memchr2(b'"', b'\\', body.get(from..)?)?;
+        let found = from + quote_or_backslash(body.get(from..)?)?;
         if body[found] == b'"' {
             return Some(found);
         }
@@ -50,9 +50,71 @@ pub(super) fn string_end(body: &[u8], mut from: usize) -> Option<usize> {
     }
 }
 
+/// The first `"` or `\` in `text`. Most strings in an object are short
+/// (keys, names, env values), where memchr2's setup costs more than the
+/// search: the first 64 bytes are searched 8 at a time in a word, then
+/// memchr2 takes over. (`cargo bench --bench review`: the one-pass scan of
+/// the 10 KB review went from 5.06-5.20 to 4.43-4.48 µs with it,
+/// and the depth scan from 3.81-4.28 to 3.37-3.44 µs.)
+fn quote_or_backslash(text: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+    // Bytes equal to zero get their high bit set; below the first such byte
+    // nothing is set, which is all the lowest set bit needs.
+    let zeros = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut at = 0;
+    while at < 64 {
+        let Some(chunk) = text.get(at..at + 8) else {
+            break;
+        };
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(bytes);
+        let hits = zeros(word ^ QUOTES) | zeros(word ^ BACKSLASHES);
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    memchr::memchr2(b'"', b'\\', text.get(at..)?).map(|i| at + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_word_search_finds_what_memchr2_finds() {
+        // Every place of a quote and a backslash in texts of 0 to 100 bytes,
+        // among bytes that sit next to them in value (0x21, 0x23, 0x5b, 0x5d,
+        // 0x80, 0xff) and could fool a word-at-a-time search.
+        let fillers = [b'a', 0x21, 0x23, 0x5b, 0x5d, 0x80, 0xff, 0x00];
+        for len in 0..100 {
+            for filler in fillers {
+                let plain = vec![filler; len];
+                assert_eq!(
+                    quote_or_backslash(&plain),
+                    memchr::memchr2(b'"', b'\\', &plain)
+                );
+                for at in 0..len {
+                    for special in [b'"', b'\\'] {
+                        let mut text = plain.clone();
+                        text[at] = special;
+                        if at + 3 < len {
+                            text[at + 3] = b'"';
+                        }
+                        assert_eq!(
+                            quote_or_backslash(&text),
+                            memchr::memchr2(b'"', b'\\', &text),
+                            "len {len}, filler {filler:#x}, at {at}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     fn nested(depth: usize) -> String {
         format!("{}{}", "[".repeat(depth), "]".repeat(depth))
