@@ -166,11 +166,7 @@ fn remember(guard: &Guard, req: &review::Request<'_>, decision: &Decision) {
     };
     let kind = &req.kind;
     let involved = Involved {
-        api_version: if kind.group.is_empty() {
-            kind.version.to_string()
-        } else {
-            format!("{}/{}", kind.group, kind.version)
-        },
+        api_version: kube::core::GroupVersion::gv(&kind.group, &kind.version).api_version(),
         kind: kind.kind.to_string(),
     };
     guard.to_drift.admitted(key, involved, entry);

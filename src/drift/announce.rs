@@ -29,7 +29,7 @@ pub struct Admitted {
 
 /// An object's `apiVersion` and `kind`, as an Event's `involvedObject`
 /// names it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Involved {
     pub api_version: String,
     pub kind: String,

@@ -91,10 +91,10 @@ impl Journal {
     /// True when it was recorded.
     pub fn record_if_newer(&self, key: ObjectRef, entry: JournalEntry) -> bool {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.peek(&key).is_some_and(|known| known.at > entry.at) {
-            return false;
-        }
-        if entries.peek(&key) == Some(&entry) {
+        if entries
+            .peek(&key)
+            .is_some_and(|known| known.at > entry.at || *known == entry)
+        {
             return false;
         }
         entries.put(key, entry);

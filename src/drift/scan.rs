@@ -9,11 +9,9 @@ use kube::{
 };
 use serde::Serialize;
 
-use std::collections::HashMap;
-
 use k8s_openapi::api::core::v1::Event;
 
-use super::{detect::detect, journal::JournalEntry, record::record};
+use super::{detect::detect, journal::Journal, record::record};
 use crate::{
     guard::ownership::{HELM_NAME, KUSTOMIZE_NAME},
     object_ref::ObjectRef,
@@ -102,27 +100,24 @@ pub async fn scan(client: Client, policy: &Policy) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// The latest attribution Event of each object. Without the right to list
-/// Events the scan still runs and names field managers (said on stderr).
-async fn attributions(client: Client) -> HashMap<ObjectRef, JournalEntry> {
+/// The latest attribution Event of each object, in a journal as the
+/// watcher keeps them. Without the right to list Events the scan still runs
+/// and names field managers (said on stderr).
+async fn attributions(client: Client) -> Journal {
+    let journal = Journal::default();
     let api = Api::<Event>::all(client);
     let params = ListParams::default().labels(super::attribution::LABEL);
-    let list = match api.list(&params).await {
-        Ok(list) => list,
-        Err(e) => {
-            eprintln!(
-                "gitops-guard drift: cannot list attribution Events ({e}); naming field managers"
-            );
-            return HashMap::new();
+    match api.list(&params).await {
+        Ok(list) => {
+            for (object, entry) in list.items.iter().filter_map(super::attribution::read) {
+                journal.record_if_newer(object, entry);
+            }
         }
-    };
-    let mut latest: HashMap<ObjectRef, JournalEntry> = HashMap::new();
-    for (object, entry) in list.items.iter().filter_map(super::attribution::read) {
-        if latest.get(&object).is_none_or(|known| known.at <= entry.at) {
-            latest.insert(object, entry);
-        }
+        Err(e) => eprintln!(
+            "gitops-guard drift: cannot list attribution Events ({e}); naming field managers"
+        ),
     }
-    latest
+    journal
 }
 
 /// A fixed-width table, one drifted object a line.

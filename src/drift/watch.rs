@@ -14,6 +14,7 @@ use futures::StreamExt;
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta},
+    core::GroupVersion,
     runtime::{WatchStreamExt, watcher},
 };
 
@@ -53,23 +54,15 @@ pub struct DriftWatch {
     drifted: Mutex<HashMap<ObjectRef, Drifted>>,
 }
 
-/// What the watcher remembers of a drifted object until it resolves.
+/// What the watcher remembers of a drifted object until it resolves: what
+/// its alert was last described from (to describe it again when an
+/// attribution arrives after the drift was seen), and for the metrics'
+/// labels (configured kinds and owner kinds only) and the resolving Event.
 struct Drifted {
-    /// The object's kind (a metric label: configured kinds only).
-    kind: String,
-    owner_kind: &'static str,
-    /// For the resolving Event.
-    reference: ObjectReference,
-    /// What the alert was last described from, to describe it again when
-    /// an attribution arrives after the drift was seen.
-    seen: Seen,
-}
-
-#[derive(Clone)]
-struct Seen {
     kind: WatchedKind,
     record: Record,
     drift: Drift,
+    reference: ObjectReference,
 }
 
 fn object_reference(
@@ -77,11 +70,7 @@ fn object_reference(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> ObjectReference {
     ObjectReference {
-        api_version: Some(if kind.group.is_empty() {
-            kind.version.clone()
-        } else {
-            format!("{}/{}", kind.group, kind.version)
-        }),
+        api_version: Some(GroupVersion::gv(&kind.group, &kind.version).api_version()),
         kind: Some(kind.kind.clone()),
         namespace: meta.namespace.clone(),
         name: meta.name.clone(),
@@ -147,16 +136,17 @@ impl DriftWatch {
     pub fn attributed(&self, key: &ObjectRef) {
         let seen = {
             let drifted = self.drifted.lock().unwrap_or_else(PoisonError::into_inner);
-            drifted
-                .get(key)
-                .map(|d| (d.seen.clone(), d.reference.clone()))
+            drifted.get(key).map(|d| {
+                let (kind, record, drift) = (d.kind.clone(), d.record.clone(), d.drift.clone());
+                (kind, record, drift, d.reference.clone())
+            })
         };
-        let Some((seen, reference)) = seen else {
+        let Some((kind, record, drift, reference)) = seen else {
             return;
         };
         let ns = reference.namespace.as_deref().unwrap_or("");
         let name = reference.name.as_deref().unwrap_or("");
-        let (labels, annotations) = self.describe(&seen.kind, ns, name, &seen.record, &seen.drift);
+        let (labels, annotations) = self.describe(&kind, ns, name, &record, &drift);
         tracing::info!(object = %key, changed_by = annotations.get("changed_by").map(String::as_str),
             "drift alert described again: its author is now known");
         self.alerts.fire(&key.to_string(), labels, annotations);
@@ -202,14 +192,10 @@ impl DriftWatch {
             .insert(
                 key.clone(),
                 Drifted {
-                    kind: kind.kind.clone(),
-                    owner_kind,
+                    kind: kind.clone(),
+                    record: r.clone(),
+                    drift: d.clone(),
                     reference: reference.clone(),
-                    seen: Seen {
-                        kind: kind.clone(),
-                        record: r.clone(),
-                        drift: d.clone(),
-                    },
                 },
             )
             .is_none();
@@ -272,12 +258,13 @@ impl DriftWatch {
             .remove(key);
         if let Some(Drifted {
             kind,
-            owner_kind,
+            record,
             reference,
             ..
         }) = gone
         {
-            let labels = [kind.as_str(), owner_kind];
+            let kind = kind.kind;
+            let labels = [kind.as_str(), record.owner.kind.object_kind()];
             self.metrics.drifted.with_label_values(&labels).dec();
             self.metrics.resolutions.with_label_values(&labels).inc();
             tracing::info!(object = %key, "drift resolved");
