@@ -120,15 +120,7 @@ pub fn a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when
         ));
     }
     // On the object: alice's attribution and the drift, as Events.
-    eventually(Duration::from_secs(30), || {
-        let reasons = event_reasons(c, &ns)?;
-        for wanted in ["ManualChangeAdmitted", "GitOpsDrift"] {
-            if !reasons.iter().any(|r| r == wanted) {
-                return Err(format!("no {wanted} Event on deployment/web: {reasons:?}"));
-            }
-        }
-        Ok(())
-    })?;
+    events_appear(c, &ns, &["ManualChangeAdmitted", "GitOpsDrift"])?;
     // The one-shot scan finds it too, naming alice, and exits 1.
     let (code, rows) = drift_scan(c)?;
     let row = rows
@@ -147,19 +139,26 @@ pub fn a_manual_change_in_a_warn_namespace_alerts_naming_alice_and_resolves_when
             n => Err(format!("{n} alert(s) still active")),
         }
     })?;
-    eventually(Duration::from_secs(30), || {
-        let reasons = event_reasons(c, &ns)?;
-        if reasons.iter().any(|r| r == "GitOpsDriftResolved") {
-            Ok(())
-        } else {
-            Err(format!("no GitOpsDriftResolved Event: {reasons:?}"))
-        }
-    })?;
+    events_appear(c, &ns, &["GitOpsDriftResolved"])?;
     let (_, rows) = drift_scan(c)?;
     match rows.iter().find(|r| r["namespace"] == ns.as_str()) {
         None => Ok(()),
         Some(row) => Err(format!("resolved, yet gitops-guard drift lists {row}")),
     }
+}
+
+/// Waits until Events with each of `reasons` are on deployment/web in `ns`.
+fn events_appear(c: &Cluster, ns: &str, reasons: &[&str]) -> Outcome {
+    eventually(Duration::from_secs(30), || {
+        let found = event_reasons(c, ns)?;
+        match reasons
+            .iter()
+            .find(|wanted| !found.iter().any(|r| r == *wanted))
+        {
+            Some(missing) => Err(format!("no {missing} Event on deployment/web: {found:?}")),
+            None => Ok(()),
+        }
+    })
 }
 
 /// The reasons of the Events on deployment/web in `ns` (core and
