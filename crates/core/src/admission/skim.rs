@@ -314,7 +314,15 @@ impl<'a> MapAccess<'a> for Members<'a> {
             return Ok(None);
         };
         self.value = Some(member.value);
-        seed.deserialize(Outline::Raw(member.key)).map(Some)
+        // A key without escapes is handed over as the text the scan already
+        // delimited, not parsed a second time.
+        let inner = &member.key[1..member.key.len() - 1];
+        match std::str::from_utf8(inner) {
+            Ok(text) if !inner.contains(&b'\\') => seed
+                .deserialize(de::value::BorrowedStrDeserializer::new(text))
+                .map(Some),
+            _ => seed.deserialize(Outline::Raw(member.key)).map(Some),
+        }
     }
 
     fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> serde_json::Result<V::Value> {
