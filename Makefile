@@ -7,9 +7,11 @@ RUN_DIR ?= $(CURDIR)/.run
 demo:
 	scripts/demo.sh $(RUN_DIR)
 
-## up: start the local control plane + gitops-guard (see .run/env)
+## up: start the local control plane + gitops-guard (see .run/env);
+## NODE=1 adds a node on this host (root; tests/cluster/NODE.md)
+NODE ?= 0
 up:
-	scripts/up.sh $(RUN_DIR)
+	GG_NODE=$(NODE) scripts/up.sh $(RUN_DIR)
 
 ## down: stop everything `up` started and remove $(RUN_DIR)
 down:
@@ -17,14 +19,15 @@ down:
 
 ## test: every test: unit, router, CLI, TLS, the Helm chart (helm lint/template), the
 ## image built without Docker (crane) and
-## end-to-end against a real apiserver (and against real Flux controllers); installs
-## missing Debian packages as root
+## end-to-end against a real apiserver (and against real Flux controllers, and with
+## the guard installed on a real node); installs missing Debian packages as root
 test:
 	scripts/prerequisites.sh
 	tests/cluster/build.sh
 	tests/cluster/build-flux.sh
 	tests/cluster/build-helm.sh
 	tests/cluster/build-crane.sh
+	tests/cluster/build-node.sh
 	cargo test --workspace --all-targets
 
 ## test-unit: everything but the end-to-end suite (the chart and image tests in it
@@ -42,6 +45,8 @@ test-e2e:
 	tests/cluster/build.sh
 	tests/cluster/build-flux.sh
 	tests/cluster/build-helm.sh
+	tests/cluster/build-crane.sh
+	tests/cluster/build-node.sh
 	cargo test --test e2e
 
 lint:

@@ -7,11 +7,13 @@ action=${1:?usage: alertmanager.sh start|stop RUN_DIR}
 run=${2:?usage: alertmanager.sh start|stop RUN_DIR}
 pidfile="$run/pids/alertmanager.pid"
 port=$(cat "$run/alertmanager/port")
+listen=127.0.0.1
+[ -f "$run/alertmanager/listen" ] && listen=$(cat "$run/alertmanager/listen")
 
 case $action in
 start)
   setsid prometheus-alertmanager --config.file="$run/alertmanager/config.yml" \
-    --storage.path="$run/alertmanager/data" --web.listen-address="127.0.0.1:$port" \
+    --storage.path="$run/alertmanager/data" --web.listen-address="$listen:$port" \
     --cluster.listen-address= >>"$run/logs/alertmanager.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 100); do

@@ -14,6 +14,14 @@ need htpasswd apache2-utils
 need prometheus-alertmanager prometheus-alertmanager
 need amtool prometheus-alertmanager
 need ps procps
+# The node (tests/cluster/node.go, NODE.md): containerd (with ctr and the
+# runc shim), runc, the CNI plugins, iptables and ip.
+need containerd containerd
+need ctr containerd
+need runc runc
+need iptables iptables
+need ip iproute2
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 # The image test (tests/it/image.rs, scripts/image.sh): the CA bundle the
 # image carries; ldd and chroot come with every Debian system.
 [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)

@@ -7,6 +7,10 @@
 #
 #   scripts/up.sh [RUN_DIR]        default RUN_DIR: .run
 #   GG_FLUX=0 scripts/up.sh        no Flux controllers: tests play Flux by hand
+#   GG_NODE=1 scripts/up.sh        also a node on this host (root; tests/cluster/NODE.md):
+#                                  containerd, kubelet, kube-proxy, kube-scheduler
+#   GG_GUARD=0 scripts/up.sh       no local gitops-guard process and no webhook
+#                                  registration (the in-cluster e2e installs it)
 #
 # Everything started is recorded in RUN_DIR/pids; scripts/down.sh stops it.
 set -euo pipefail
@@ -46,12 +50,19 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 flux=${GG_FLUX:-1}
+node=${GG_NODE:-0}
+guard=${GG_GUARD:-1}
 "$root/scripts/prerequisites.sh" || exit 1
 say "building the control-plane harness (cached)"
 "$root/tests/cluster/build.sh" || fail "building tests/cluster failed"
 if [ "$flux" = 1 ]; then
   say "building Flux's source-controller and kustomize-controller (cached)"
   "$root/tests/cluster/build-flux.sh" || fail "building the Flux controllers failed"
+fi
+if [ "$node" = 1 ]; then
+  say "building the node's kubelet, kube-proxy, kube-scheduler and pause (cached), and crane"
+  "$root/tests/cluster/build-node.sh" || fail "building the node's programs failed"
+  "$root/tests/cluster/build-crane.sh" || fail "building crane failed"
 fi
 if [ -z "${GG_GUARD_BIN:-}" ]; then
   say "building gitops-guard"
@@ -60,7 +71,9 @@ fi
 
 api_port=${GG_API_PORT:-$(free_port 16443)} || fail "no free port for kube-apiserver"
 say "starting etcd, kube-apiserver (127.0.0.1:$api_port) and kube-controller-manager"
-setsid "$root/tests/cluster/bin/gg-cluster" up --dir "$run/cluster" --port "$api_port" \
+node_flag=()
+[ "$node" = 1 ] && node_flag=(--node)
+setsid "$root/tests/cluster/bin/gg-cluster" up --dir "$run/cluster" --port "$api_port" "${node_flag[@]}" \
   >"$run/logs/gg-cluster.log" 2>&1 </dev/null &
 echo $! >"$run/pids/cluster.pid"
 cluster_up() { # ready, or fail at once if gg-cluster has exited
@@ -135,6 +148,26 @@ registries_up() {
 }
 wait_for 15 "registries on 127.0.0.1:$plain_port and 127.0.0.1:$auth_port (htpasswd)" registries_up ||
   fail "the local registries did not start; see $run/logs/registry-*.log"
+if [ "$node" = 1 ]; then
+  # The sandbox image, like every image the node runs, comes from the local
+  # registry: one layer holding the static pause binary (build-node.sh).
+  say "pushing the pause image and starting the node (containerd, kubelet, kube-proxy, kube-scheduler)"
+  pause_ref="127.0.0.1:$plain_port/pause:gg"
+  mkdir -p "$run/pause"
+  tar --numeric-owner --owner=0 --group=0 --mtime=@0 -C "$root/tests/cluster/bin" -cf "$run/pause/layer.tar" pause
+  "$root/tests/cluster/bin/crane" append --oci-empty-base -f "$run/pause/layer.tar" -t "$pause_ref" >/dev/null 2>>"$run/logs/bootstrap.log" &&
+    "$root/tests/cluster/bin/crane" mutate "$pause_ref" -t "$pause_ref" --entrypoint=/pause \
+      --set-platform=linux/amd64 >/dev/null 2>>"$run/logs/bootstrap.log" || fail "pushing the pause image failed"
+  setsid "$root/tests/cluster/bin/gg-cluster" node --dir "$run/node" --cluster "$run/cluster" \
+    --pause-image "$pause_ref" >"$run/logs/node.log" 2>&1 </dev/null &
+  echo $! >"$run/pids/node.pid"
+  node_up() {
+    [ -f "$run/node/ready" ] && return 0
+    kill -0 "$(cat "$run/pids/node.pid")" 2>/dev/null || fail "the node exited: $(tail -n 5 "$run/logs/node.log")"
+    return 1
+  }
+  wait_for 120 "node $(hostname) Ready" node_up || fail "the node was not Ready after 120s; see $run/logs/node.log and $run/node/logs/"
+fi
 printf 'PLAIN_REGISTRY=127.0.0.1:%s\nAUTH_REGISTRY=127.0.0.1:%s\nAUTH_REGISTRY_USER=puller\nAUTH_REGISTRY_PASSWORD=%s\n' \
   "$plain_port" "$auth_port" "$registry_password" >"$run/registries.env"
 # The guard's policy here: the embedded defaults, plus plain HTTP to the two
@@ -148,6 +181,8 @@ printf 'route: {receiver: "null", group_wait: 1s, group_interval: 1s, repeat_int
   >"$run/alertmanager/config.yml"
 am_port=$(free_port 19093) || fail "no free port for Alertmanager"
 echo "$am_port" >"$run/alertmanager/port"
+# With a node, Pods (the guard installed in-cluster) send to it on the host's address.
+[ "$node" = 1 ] && echo 0.0.0.0 >"$run/alertmanager/listen"
 "$root/scripts/alertmanager.sh" start "$run" || fail "Alertmanager did not start; see $run/logs/alertmanager.log"
 say "Alertmanager on 127.0.0.1:$am_port"
 printf 'drift:\n  resendInterval: 5s\n' >>"$run/policy.yaml"
@@ -155,6 +190,8 @@ printf 'drift:\n  resendInterval: 5s\n' >>"$run/policy.yaml"
 # needs a BreakGlass grant in enforce namespaces.
 printf 'compatibility:\n  suspend:\n    operatorGroups: ["system:masters"]\n' >>"$run/policy.yaml"
 
+if [ "$guard" = 1 ]; then
+# (not indented: the heredocs below end at column 0)
 say "generating the webhook certificate with gitops-guard cert"
 ca_bundle=$("$guard_bin" cert --out "$run/certs" --ip 127.0.0.1 --dns localhost) || fail "gitops-guard cert failed"
 
@@ -192,6 +229,7 @@ EOF
   [[ $out == *'gitops-guard.io" denied'* ]]
 }
 wait_for 60 "webhook in force" spoof || fail "the apiserver never called the webhook; see $run/logs/guard.log"
+fi
 
 if [ "$flux" = 1 ]; then
   say "starting Flux: Git server, source-controller, kustomize-controller, bootstrap"

@@ -6,6 +6,10 @@
 //	gg-cluster etcd --dir D --port N     one component per process, so that
 //	gg-cluster apiserver FLAGS...        global flag and metrics registries
 //	gg-cluster controller-manager FLAGS  of the components never collide
+//	gg-cluster up --node ...             the same, reachable from Pods on this host
+//	gg-cluster node --dir D --cluster C --pause-image REF
+//	                                     a node here: containerd, kubelet, kube-proxy,
+//	                                     kube-scheduler (build-node.sh; NODE.md)
 //	gg-cluster git-serve --root D        Git's smart HTTP server for Flux sources
 //	kubectl ...                          (argv[0] == kubectl) kubectl itself
 package main
@@ -45,6 +49,8 @@ func main() {
 	switch sub {
 	case "up":
 		os.Exit(up(args))
+	case "node":
+		os.Exit(node(args))
 	case "git-serve":
 		os.Exit(gitServe(args))
 	case "etcd":
@@ -63,6 +69,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: gg-cluster up --dir DIR [--port PORT] | git-serve --root DIR | etcd | apiserver | controller-manager")
+	fmt.Fprintln(os.Stderr, "usage: gg-cluster up --dir DIR [--port PORT] [--node] | node --dir DIR --cluster DIR --pause-image REF | git-serve --root DIR | etcd | apiserver | controller-manager")
 	os.Exit(2)
 }

@@ -58,8 +58,9 @@ func template(cn string, orgs []string) *x509.Certificate {
 	}
 }
 
-// issue writes NAME.crt and NAME.key signed by the CA.
-func (ca *authority) issue(dir, name, cn string, orgs []string, server bool) error {
+// issue writes NAME.crt and NAME.key signed by the CA: a client certificate,
+// or with serving addresses the apiserver's serving certificate.
+func (ca *authority) issue(dir, name, cn string, orgs []string, serving []net.IP) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -67,11 +68,11 @@ func (ca *authority) issue(dir, name, cn string, orgs []string, server bool) err
 	tmpl := template(cn, orgs)
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	if server {
+	if serving != nil {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		tmpl.DNSNames = []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local"}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")}
+		tmpl.IPAddresses = serving
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

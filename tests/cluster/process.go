@@ -94,18 +94,31 @@ func (p *plane) died(name, what string) int {
 
 func (p *plane) apiserverFlags() []string {
 	pki := func(f string) string { return filepath.Join(p.pki, f) }
-	return []string{
-		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(p.etcdPort),
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(p.apiPort),
-		"--tls-cert-file=" + pki("apiserver.crt"), "--tls-private-key-file=" + pki("apiserver.key"),
-		"--client-ca-file=" + pki("ca.crt"),
+	// Without a node, the apiserver is for this host only, and the
+	// kubernetes Service has no endpoint (Endpoints refuse 127.0.0.1).
+	listen := []string{"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"}
+	if p.nodeIP != nil {
+		// Pods reach it through the kubernetes Service (10.0.0.1:443), which
+		// kube-proxy sends to the advertised address; it dials kubelets by
+		// InternalIP (the node's hostname need not resolve).
+		listen = []string{"--bind-address=0.0.0.0", "--advertise-address=" + p.nodeIP.String(),
+			"--endpoint-reconciler-type=lease",
+			"--kubelet-client-certificate=" + pki("apiserver-kubelet-client.crt"),
+			"--kubelet-client-key=" + pki("apiserver-kubelet-client.key"),
+			"--kubelet-preferred-address-types=InternalIP,Hostname"}
+	}
+	return append(listen,
+		"--etcd-servers=http://127.0.0.1:"+strconv.Itoa(p.etcdPort),
+		"--secure-port="+strconv.Itoa(p.apiPort),
+		"--tls-cert-file="+pki("apiserver.crt"), "--tls-private-key-file="+pki("apiserver.key"),
+		"--client-ca-file="+pki("ca.crt"),
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--api-audiences=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file=" + pki("sa.pub"), "--service-account-signing-key-file=" + pki("sa.key"),
+		"--service-account-key-file="+pki("sa.pub"), "--service-account-signing-key-file="+pki("sa.key"),
 		"--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
-		"--endpoint-reconciler-type=none", "--cert-dir=" + filepath.Join(p.dir, "apiserver-certs"),
+		"--cert-dir="+filepath.Join(p.dir, "apiserver-certs"),
 		"--profiling=false", "--v=1",
-	}
+	)
 }
 
 func (p *plane) kcmFlags() []string {

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -26,6 +27,8 @@ func up(args []string) int {
 	dir := fs.String("dir", "", "run directory (pki, logs, kubeconfigs)")
 	port := fs.Int("port", 0, "kube-apiserver port (default: a free one)")
 	timeout := fs.Duration("timeout", 90*time.Second, "deadline for etcd, apiserver and controller-manager together")
+	node := fs.Bool("node", false, "serve Pods on this host's address too: the apiserver listens there, "+
+		"the kubernetes Service gets an endpoint, and node identities are issued for `gg-cluster node`")
 	_ = fs.Parse(args)
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "up: --dir is required")
@@ -36,6 +39,13 @@ func up(args []string) int {
 		return fail("up: %v", err)
 	}
 	p := &plane{dir: abs, pki: filepath.Join(abs, "pki"), logs: filepath.Join(abs, "logs"), timeout: *timeout}
+	if *node {
+		ip, err := hostAddress()
+		if err != nil {
+			return fail("up: --node: %v", err)
+		}
+		p.nodeIP = ip
+	}
 	if pid := p.running(); pid != 0 {
 		return fail("up: gg-cluster (pid %d) is already running in %s; stop it (kill %d) or run make down", pid, abs, pid)
 	}
@@ -67,8 +77,10 @@ type plane struct {
 	apiPort, etcdPort int
 	etcdPeer, kcmPort int
 	server            string
-	timeout           time.Duration
-	children          []*child
+	// nodeIP is set with --node: the host address Pods reach the apiserver on.
+	nodeIP   net.IP
+	timeout  time.Duration
+	children []*child
 }
 
 // running returns the pid of a live gg-cluster already supervising p.dir, or 0.
@@ -122,7 +134,11 @@ func (p *plane) writePKI() error {
 	if err != nil {
 		return err
 	}
-	if err := ca.issue(p.pki, "apiserver", "kube-apiserver", nil, true); err != nil {
+	serving := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")}
+	if p.nodeIP != nil {
+		serving = append(serving, p.nodeIP)
+	}
+	if err := ca.issue(p.pki, "apiserver", "kube-apiserver", nil, serving); err != nil {
 		return err
 	}
 	if err := serviceAccountKeys(p.pki); err != nil {
@@ -135,12 +151,30 @@ func (p *plane) writePKI() error {
 		{"bob", "bob", "tenant-b-devs"},
 		{"carol", "carol", "tenant-a-devs"},
 	}
+	if p.nodeIP != nil {
+		host, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		// The node's components, each as the identity upstream binds its
+		// default RBAC to (and the Node authorizer, for the kubelet).
+		clients = append(clients, []struct{ name, cn, org string }{
+			{"kubelet", "system:node:" + host, "system:nodes"},
+			{"kube-proxy", "system:kube-proxy", ""},
+			{"kube-scheduler", "system:kube-scheduler", ""},
+			// The apiserver's client certificate towards kubelets (logs, exec).
+			{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"},
+		}...)
+		if err := writeFile(filepath.Join(p.dir, "node-ip"), []byte(p.nodeIP.String()+"\n")); err != nil {
+			return err
+		}
+	}
 	for _, c := range clients {
 		var orgs []string
 		if c.org != "" {
 			orgs = []string{c.org}
 		}
-		if err := ca.issue(p.pki, c.name, c.cn, orgs, false); err != nil {
+		if err := ca.issue(p.pki, c.name, c.cn, orgs, nil); err != nil {
 			return err
 		}
 		if err := kubeconfig(filepath.Join(p.dir, c.name+".kubeconfig"), p.server, p.pki, c.name, ca.pem); err != nil {

@@ -57,10 +57,21 @@ impl Out {
     }
 }
 
+/// What scripts/up.sh starts around the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// The guard as a local process, registered by URL; tests play Flux.
+    GuardOnHost,
+    /// The same, with real Flux controllers reconciling the fleet repository.
+    GuardOnHostWithFlux,
+    /// A node on this host and no guard yet: the in-cluster suite installs
+    /// it the way users do (GG_NODE=1 GG_GUARD=0).
+    Node,
+}
+
 impl Cluster {
-    /// Starts the control plane and the guard into `run`; with `flux`, real
-    /// Flux controllers reconciling the fleet repository too.
-    pub fn up(run: &Path, flux: bool) -> Result<Self, String> {
+    /// Starts the control plane and what `setup` names into `run`.
+    pub fn up(run: &Path, setup: Setup) -> Result<Self, String> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let kubectl = root.join("tests/cluster/bin/kubectl");
         if !root.join("tests/cluster/bin/gg-cluster").exists() {
@@ -69,7 +80,16 @@ impl Cluster {
         let status = Command::new(root.join("scripts/up.sh"))
             .arg(run)
             .env("GG_GUARD_BIN", env!("CARGO_BIN_EXE_gitops-guard"))
-            .env("GG_FLUX", if flux { "1" } else { "0" })
+            .env(
+                "GG_FLUX",
+                if setup == Setup::GuardOnHostWithFlux {
+                    "1"
+                } else {
+                    "0"
+                },
+            )
+            .env("GG_NODE", if setup == Setup::Node { "1" } else { "0" })
+            .env("GG_GUARD", if setup == Setup::Node { "0" } else { "1" })
             .status()
             .map_err(|e| format!("scripts/up.sh: {e}"))?;
         let cluster = Cluster {

@@ -12,6 +12,7 @@ mod bypass;
 mod cluster;
 mod drift;
 mod flux;
+mod incluster;
 mod lifecycle;
 use gitops_guard_testkit::load_client;
 mod namespaces;
@@ -23,7 +24,7 @@ mod tenancy;
 
 use std::process::ExitCode;
 
-use cluster::{Cluster, Outcome};
+use cluster::{Cluster, Outcome, Setup};
 use libtest_mimic::{Arguments, Trial};
 
 type Scenario = fn(&Cluster) -> Outcome;
@@ -283,6 +284,39 @@ const FLUX: &[(&str, Scenario)] = &[
     ),
 ];
 
+/// The guard installed as users install it, on a node of its own cluster,
+/// in this order: each scenario builds on the install of the first.
+const NODE: &[(&str, Scenario)] = &[
+    (
+        "node_kubectl_apply_k_manifests_brings_three_replicas_ready_behind_the_service",
+        incluster::kubectl_apply_k_manifests_brings_three_replicas_ready_behind_the_service,
+    ),
+    (
+        "node_the_service_registration_denies_a_persons_edit_and_lets_the_reconciler_write",
+        incluster::the_service_registration_denies_a_persons_edit_and_lets_the_reconciler_write,
+    ),
+    (
+        "node_a_rollout_restart_under_load_fails_no_review",
+        incluster::a_rollout_restart_under_load_fails_no_review,
+    ),
+    (
+        "node_deleting_the_leader_pod_hands_over_and_alerts_keep_flowing",
+        incluster::deleting_the_leader_pod_hands_over_and_alerts_keep_flowing,
+    ),
+    (
+        "node_the_disruption_budget_lets_one_guard_pod_be_evicted_at_a_time",
+        incluster::the_disruption_budget_lets_one_guard_pod_be_evicted_at_a_time,
+    ),
+    (
+        "node_a_stopping_pod_fails_readyz_at_once_and_leaves_the_ready_endpoints",
+        incluster::a_stopping_pod_fails_readyz_at_once_and_leaves_the_ready_endpoints,
+    ),
+    (
+        "node_the_helm_chart_installs_on_the_node_and_denies_a_persons_edit",
+        incluster::the_helm_chart_installs_on_the_node_and_denies_a_persons_edit,
+    ),
+];
+
 /// Whether the command line's filter selects any of `scenarios`.
 fn selected(args: &Arguments, scenarios: &[(&str, Scenario)]) -> bool {
     let Some(filter) = args.filter.as_deref() else {
@@ -302,12 +336,12 @@ fn selected(args: &Arguments, scenarios: &[(&str, Scenario)]) -> bool {
 fn run_cluster(
     args: &Arguments,
     dir: &str,
-    flux: bool,
+    setup: Setup,
     together: &[(&'static str, Scenario)],
     alone: &[(&'static str, Scenario)],
 ) -> bool {
     let run_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
-    let cluster: &'static Cluster = match Cluster::up(&run_dir, flux) {
+    let cluster: &'static Cluster = match Cluster::up(&run_dir, setup) {
         Ok(c) => Box::leak(Box::new(c)),
         Err(e) => {
             eprintln!("e2e: cannot start the local control plane: {e}");
@@ -350,18 +384,24 @@ fn main() -> ExitCode {
             .iter()
             .chain(ALONE)
             .chain(FLUX)
+            .chain(NODE)
             .map(|(n, _)| Trial::test(*n, || Ok(())))
             .collect();
         return libtest_mimic::run(&args, names).exit_code();
     }
     let mut failed = false;
     if selected(&args, SCENARIOS) || selected(&args, ALONE) {
-        failed |= run_cluster(&args, "e2e-run", false, SCENARIOS, ALONE);
+        failed |= run_cluster(&args, "e2e-run", Setup::GuardOnHost, SCENARIOS, ALONE);
     }
     // Real Flux: a cluster of its own, so the scenarios above, which play
     // Flux by hand, never race a real controller.
     if selected(&args, FLUX) {
-        failed |= run_cluster(&args, "e2e-flux", true, &[], FLUX);
+        failed |= run_cluster(&args, "e2e-flux", Setup::GuardOnHostWithFlux, &[], FLUX);
+    }
+    // The guard installed in-cluster on a node: last, and alone on this host
+    // (one node per host).
+    if selected(&args, NODE) {
+        failed |= run_cluster(&args, "e2e-node", Setup::Node, &[], NODE);
     }
     if failed {
         return ExitCode::FAILURE;

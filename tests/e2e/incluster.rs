@@ -1,0 +1,749 @@
+//! The guard installed the way users install it, on the node `gg-cluster
+//! node` runs on this host (containerd, kubelet, kube-proxy, kube-scheduler;
+//! tests/cluster/NODE.md): the image built without Docker and pulled from
+//! the local registry by digest, `kubectl apply -k` of an overlay over
+//! `manifests/`, three replicas behind the Service the registration names,
+//! and the kube-apiserver calling them through that Service.
+//!
+//! The image holds the test build's binary (a debug build), not a release
+//! build: what is proven here is the image, the manifests and the wiring.
+//! Not proven here: the NetworkPolicy. The node's bridge CNI does not
+//! enforce NetworkPolicy, so any test of it would pass whatever the policy
+//! says.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use super::cluster::{Cluster, Outcome, eventually};
+use super::drift::drift_alerts;
+
+const NS: &str = "gitops-guard";
+const DEPLOYMENT: &str = "deployment/gitops-guard";
+
+fn read(c: &Cluster, file: &str) -> Result<String, String> {
+    std::fs::read_to_string(c.run.join(file))
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| format!("{file}: {e}"))
+}
+
+/// `KEY=value` from a run directory's env file.
+fn env_value(c: &Cluster, file: &str, key: &str) -> Result<String, String> {
+    let text = read(c, file)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{key} missing from {file}"))
+}
+
+/// The host address Pods reach host services on (`up --node` wrote it).
+fn node_ip(c: &Cluster) -> Result<String, String> {
+    read(c, "cluster/node-ip")
+}
+
+fn alertmanager(c: &Cluster) -> Result<String, String> {
+    Ok(format!(
+        "http://127.0.0.1:{}",
+        read(c, "alertmanager/port")?
+    ))
+}
+
+fn json(c: &Cluster, args: &[&str]) -> Result<Value, String> {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let out = c.kubectl("admin", &all).allowed(&args.join(" "))?;
+    serde_json::from_str(&out.stdout).map_err(|e| format!("{}: {e}", args.join(" ")))
+}
+
+fn install_dir(c: &Cluster) -> PathBuf {
+    c.run.join("install")
+}
+
+/// Builds the guard's image (scripts/image.sh, crane) from the test build's
+/// binary and pushes it to the local registry; returns (repository, digest).
+fn push_image(c: &Cluster) -> Result<(String, String), String> {
+    let registry = env_value(c, "registries.env", "PLAIN_REGISTRY")?;
+    let out = Command::new(c.root.join("scripts/image.sh"))
+        .arg(format!("{registry}/gitops-guard:e2e"))
+        .arg(env!("CARGO_BIN_EXE_gitops-guard"))
+        .output()
+        .map_err(|e| format!("scripts/image.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scripts/image.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let pinned = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (repository, digest) = pinned
+        .split_once('@')
+        .ok_or_else(|| format!("scripts/image.sh printed {pinned:?}, not repo@digest"))?;
+    Ok((repository.to_owned(), digest.to_owned()))
+}
+
+/// `gitops-guard cert` into `dir`; returns the caBundle it prints.
+fn certificate(dir: &std::path::Path) -> Result<String, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_gitops-guard"))
+        .args(["cert", "--out"])
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("gitops-guard cert: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "gitops-guard cert failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// How many webhooks each registration in `manifests/` has, as kustomize
+/// renders it: the overlay patches each one's caBundle by index.
+fn webhook_counts(c: &Cluster) -> Result<(usize, usize), String> {
+    let rendered = c
+        .kubectl(
+            "admin",
+            &["kustomize", &c.root.join("manifests").display().to_string()],
+        )
+        .allowed("kubectl kustomize manifests")?
+        .stdout;
+    let count = |kind: &str| {
+        rendered
+            .split("\n---\n")
+            .filter(|doc| doc.contains(&format!("kind: {kind}\n")))
+            .map(|doc| doc.matches("clientConfig:").count())
+            .sum::<usize>()
+    };
+    Ok((
+        count("ValidatingWebhookConfiguration"),
+        count("MutatingWebhookConfiguration"),
+    ))
+}
+
+/// The overlay a user writes: manifests/ as its base, the image by digest,
+/// the serving Secret from `gitops-guard cert`'s files, the caBundle in
+/// every webhook, and Alertmanager's address.
+fn write_overlay(c: &Cluster, repository: &str, digest: &str, ca: &str) -> Outcome {
+    let dir = install_dir(c);
+    let (validating, mutating) = webhook_counts(c)?;
+    if validating == 0 || mutating == 0 {
+        return Err(format!(
+            "manifests/ renders {validating} validating and {mutating} mutating webhooks"
+        ));
+    }
+    let ca_patches = |count: usize| -> String {
+        (0..count)
+            .map(|i| {
+                format!(
+                    "      - {{op: add, path: /webhooks/{i}/clientConfig/caBundle, value: \"{ca}\"}}\n"
+                )
+            })
+            .collect()
+    };
+    // kustomize takes only a relative path to a base on disk.
+    let base = relative(&dir, &c.root.join("manifests"));
+    let alertmanager = format!("http://{}:{}/", node_ip(c)?, read(c, "alertmanager/port")?);
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         resources: [{base}]\n\
+         images:\n  - {{name: ghcr.io/gitops-guard/gitops-guard, newName: {repository}, digest: \"{digest}\"}}\n\
+         generatorOptions: {{disableNameSuffixHash: true}}\n\
+         secretGenerator:\n  - {{name: gitops-guard-tls, namespace: {NS}, type: kubernetes.io/tls, files: [tls.crt, tls.key]}}\n\
+         patches:\n\
+         \x20 - target: {{kind: Deployment, name: gitops-guard}}\n    patch: |-\n\
+         \x20     - {{op: add, path: /spec/template/spec/containers/0/args/-, value: \"--alertmanager-url={alertmanager}\"}}\n\
+         \x20     - {{op: add, path: /spec/template/spec/containers/0/args/-, value: \"--cluster-name=node\"}}\n\
+         \x20 - target: {{kind: ValidatingWebhookConfiguration, name: gitops-guard}}\n    patch: |-\n{}\
+         \x20 - target: {{kind: MutatingWebhookConfiguration, name: gitops-guard}}\n    patch: |-\n{}",
+        ca_patches(validating),
+        ca_patches(mutating),
+    );
+    std::fs::write(dir.join("kustomization.yaml"), kustomization).map_err(|e| e.to_string())
+}
+
+/// Waits until the apiserver calls the installed guard: a new registration
+/// and a new Service reach the apiserver and kube-proxy a moment after
+/// `apply` (up.sh waits the same way for the local one).
+fn webhook_in_force(c: &Cluster) -> Outcome {
+    let probe = owned_configmap("default", "gg-probe", "x");
+    eventually(Duration::from_secs(60), || {
+        c.kubectl_stdin("alice", &["apply", "--dry-run=server", "-f", "-"], &probe)
+            .denied("a probe claiming Flux ownership")
+            .map(|_| ())
+    })
+}
+
+/// `to` as a path relative to the directory `from` (both absolute).
+fn relative(from: &Path, to: &Path) -> String {
+    let (from, to): (Vec<_>, Vec<_>) = (from.components().collect(), to.components().collect());
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let up = std::iter::repeat_n("..".to_owned(), from.len() - common);
+    let down = to[common..]
+        .iter()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    up.chain(down).collect::<Vec<_>>().join("/")
+}
+
+/// Waits until the Deployment has rolled out and its pods are all ready.
+fn rolled_out(c: &Cluster) -> Outcome {
+    c.kubectl(
+        "admin",
+        &["-n", NS, "rollout", "status", DEPLOYMENT, "--timeout=180s"],
+    )
+    .allowed("kubectl rollout status")?;
+    Ok(())
+}
+
+/// The guard's pods: (name, ready), running ones only.
+fn guard_pods(c: &Cluster) -> Result<Vec<(String, bool)>, String> {
+    let pods = json(
+        c,
+        &[
+            "-n",
+            NS,
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=gitops-guard",
+        ],
+    )?;
+    let items = pods["items"].as_array().cloned().unwrap_or_default();
+    Ok(items
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            let ready = p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                ready,
+            )
+        })
+        .collect())
+}
+
+/// The Service's endpoints that EndpointSlices mark ready: pod name → ready.
+fn service_endpoints(c: &Cluster) -> Result<Vec<(String, Value)>, String> {
+    let slices = json(
+        c,
+        &[
+            "-n",
+            NS,
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=gitops-guard",
+        ],
+    )?;
+    Ok(slices["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            (
+                e["targetRef"]["name"].as_str().unwrap_or("").to_owned(),
+                e["conditions"].clone(),
+            )
+        })
+        .collect())
+}
+
+fn three_ready_behind_the_service(c: &Cluster) -> Outcome {
+    let ready: Vec<String> = service_endpoints(c)?
+        .into_iter()
+        .filter(|(_, cond)| cond["ready"] == true)
+        .map(|(name, _)| name)
+        .collect();
+    if ready.len() == 3 {
+        Ok(())
+    } else {
+        Err(format!(
+            "ready endpoints of Service gitops-guard: {ready:?}"
+        ))
+    }
+}
+
+pub fn kubectl_apply_k_manifests_brings_three_replicas_ready_behind_the_service(
+    c: &Cluster,
+) -> Outcome {
+    let dir = install_dir(c);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (repository, digest) = push_image(c)?;
+    let ca = certificate(&dir)?;
+    write_overlay(c, &repository, &digest, &ca)?;
+    let started = Instant::now();
+    c.kubectl("admin", &["apply", "-k", &dir.display().to_string()])
+        .allowed("kubectl apply -k (an overlay of manifests/)")?;
+    rolled_out(c)?;
+    eventually(Duration::from_secs(30), || {
+        three_ready_behind_the_service(c)
+    })?;
+    webhook_in_force(c)?;
+    eprintln!(
+        "3 replicas ready behind the Service and denying {:?} after kubectl apply -k",
+        started.elapsed()
+    );
+    // The apiserver reaches the kubelet (its client certificate, the
+    // kubelet's webhook authorization): the guard's JSON logs come back.
+    let logs = c
+        .kubectl("admin", &["-n", NS, "logs", DEPLOYMENT, "--tail=5"])
+        .allowed("kubectl logs of a guard pod")?;
+    if !logs.stdout.contains("\"level\"") {
+        return Err(format!(
+            "kubectl logs gave no JSON log lines:\n{}",
+            logs.stdout
+        ));
+    }
+    // Each runs the image the install named by digest, pulled from the
+    // local registry (containerd reports what it resolved).
+    let pods = json(
+        c,
+        &[
+            "-n",
+            NS,
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=gitops-guard",
+        ],
+    )?;
+    for pod in pods["items"].as_array().into_iter().flatten() {
+        let status = &pod["status"]["containerStatuses"][0];
+        let image_id = status["imageID"].as_str().unwrap_or("");
+        if !image_id.ends_with(&digest) || status["restartCount"] != 0 {
+            return Err(format!(
+                "pod {} runs {image_id:?} (restarts {}), expected {repository}@{digest}",
+                pod["metadata"]["name"], status["restartCount"]
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A ConfigMap as kustomize-controller applies it for Kustomization `apps`.
+fn owned_configmap(ns: &str, name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    \
+         kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\n\
+         data: {{greeting: {value}}}\n"
+    )
+}
+
+fn flux_applies(c: &Cluster, manifest: &str) -> Outcome {
+    c.kubectl_stdin(
+        "kustomize-controller",
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=kustomize-controller",
+            "-f",
+            "-",
+        ],
+        manifest,
+    )
+    .allowed("kustomize-controller's apply")?;
+    Ok(())
+}
+
+/// The sum of a counter over every guard pod, read through the apiserver's
+/// pod proxy (the same network path the kubelet's probes take).
+fn counter_over_pods(c: &Cluster, metric: &str, labels: &str) -> Result<f64, String> {
+    let mut total = 0.0;
+    for (pod, _) in guard_pods(c)? {
+        let path = format!("/api/v1/namespaces/{NS}/pods/{pod}:9090/proxy/metrics");
+        let text = c
+            .kubectl("admin", &["get", "--raw", &path])
+            .allowed("the guard's /metrics through the pod proxy")?
+            .stdout;
+        total += text
+            .lines()
+            .filter(|l| l.starts_with(metric) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    Ok(total)
+}
+
+pub fn the_service_registration_denies_a_persons_edit_and_lets_the_reconciler_write(
+    c: &Cluster,
+) -> Outcome {
+    let ns = c.namespace("node-admission", &[])?;
+    let denied_before = counter_over_pods(
+        c,
+        "gitops_guard_admission_requests_total",
+        "decision=\"deny\"",
+    )?;
+    flux_applies(c, &owned_configmap(&ns, "settings", "hello"))?;
+    let edit = owned_configmap(&ns, "settings", "changed-by-hand");
+    c.kubectl_stdin("alice", &["apply", "-f", "-"], &edit)
+        .denied("alice's edit of a Flux-owned ConfigMap")?
+        .mentions("Kustomization flux-system/apps")?;
+    c.kubectl("alice", &["delete", "configmap", "settings", "-n", &ns])
+        .denied("alice's delete of a Flux-owned ConfigMap")?;
+    flux_applies(c, &owned_configmap(&ns, "settings", "from-git"))?;
+    // The denials were made by the pods behind the Service, not elsewhere.
+    let denied_after = counter_over_pods(
+        c,
+        "gitops_guard_admission_requests_total",
+        "decision=\"deny\"",
+    )?;
+    if denied_after < denied_before + 2.0 {
+        return Err(format!(
+            "the guard pods counted {denied_before} then {denied_after} denials; expected 2 more"
+        ));
+    }
+    Ok(())
+}
+
+/// What the load threads saw: reviews answered as expected, and the rest.
+#[derive(Default)]
+struct Tally {
+    answered: u64,
+    failures: Vec<String>,
+}
+
+pub fn a_rollout_restart_under_load_fails_no_review(c: &Cluster) -> Outcome {
+    let ns = c.namespace("node-rollout", &[])?;
+    flux_applies(c, &owned_configmap(&ns, "load", "v1"))?;
+    let stop = AtomicBool::new(false);
+    let tally = Mutex::new(Tally::default());
+    let manifest = owned_configmap(&ns, "load", "edited");
+    let (restarted, rollout) = thread::scope(|scope| {
+        // Each review goes kubectl → kube-apiserver → Service → a guard pod:
+        // alice's edits must be denied by the guard, the reconciler's
+        // allowed. Anything else (a webhook call that failed, timed out or
+        // found no endpoint) is a failed review.
+        for (who, allowed) in [
+            ("alice", false),
+            ("alice", false),
+            ("alice", false),
+            ("kustomize-controller", true),
+        ] {
+            let (stop, tally, manifest) = (&stop, &tally, &manifest);
+            scope.spawn(move || {
+                let args = [
+                    "apply",
+                    "--server-side",
+                    "--field-manager=kustomize-controller",
+                    "--force-conflicts",
+                    "--dry-run=server",
+                    "-f",
+                    "-",
+                ];
+                while !stop.load(Ordering::Relaxed) {
+                    let out = c.kubectl_stdin(who, &args, manifest);
+                    let by_guard = out.stderr.contains("gitops-guard.io\" denied the request");
+                    let as_expected = if allowed { out.ok } else { !out.ok && by_guard };
+                    let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+                    if as_expected {
+                        t.answered += 1;
+                    } else {
+                        t.failures
+                            .push(format!("{who}: ok={} {}", out.ok, out.stderr.trim()));
+                    }
+                }
+            });
+        }
+        thread::sleep(Duration::from_secs(3));
+        let started = Instant::now();
+        let restarted = c
+            .kubectl("admin", &["-n", NS, "rollout", "restart", DEPLOYMENT])
+            .allowed("kubectl rollout restart")
+            .and_then(|_| rolled_out(c));
+        let rollout = started.elapsed();
+        // Past the old pods' shutdown (delay 5 s, then draining).
+        thread::sleep(Duration::from_secs(8));
+        stop.store(true, Ordering::Relaxed);
+        (restarted, rollout)
+    });
+    restarted?;
+    let t = tally.into_inner().unwrap_or_else(|e| e.into_inner());
+    eprintln!(
+        "rollout restart took {rollout:?}; {} reviews answered as expected, {} failed",
+        t.answered,
+        t.failures.len()
+    );
+    if !t.failures.is_empty() {
+        return Err(format!(
+            "{} of {} reviews failed during the rollout; first: {}",
+            t.failures.len(),
+            t.answered + t.failures.len() as u64,
+            t.failures[0]
+        ));
+    }
+    // A kubectl round trip here takes 0.1-0.3 s: four workers through a
+    // rollout and the old pods' shutdown make 140 and more.
+    if t.answered < 60 {
+        return Err(format!(
+            "only {} reviews during the rollout: too few to show anything",
+            t.answered
+        ));
+    }
+    eventually(Duration::from_secs(30), || {
+        three_ready_behind_the_service(c)
+    })
+}
+
+fn leader(c: &Cluster) -> Result<String, String> {
+    let lease = json(c, &["-n", NS, "get", "lease", "gitops-guard-drift"])?;
+    lease["spec"]["holderIdentity"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("Lease gitops-guard-drift has no holder: {}", lease["spec"]))
+}
+
+/// alice changes `name` in warn mode; Alertmanager gets a GitOpsDrift alert
+/// for it naming her.
+fn alice_drifts(c: &Cluster, base: &str, ns: &str, name: &str) -> Outcome {
+    let patch = r#"{"data":{"greeting":"by-hand"}}"#;
+    c.kubectl(
+        "alice",
+        &[
+            "patch",
+            "configmap",
+            name,
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    )
+    .allowed("warn mode lets alice through")?;
+    eventually(Duration::from_secs(60), || {
+        let alerts = drift_alerts(base, ns)?;
+        let alert = alerts
+            .iter()
+            .find(|a| a["labels"]["name"] == name)
+            .ok_or_else(|| format!("no GitOpsDrift alert for {name}: {alerts:?}"))?;
+        match alert["annotations"]["changed_by"].as_str() {
+            Some("alice") => Ok(()),
+            other => Err(format!("changed_by {other:?}, expected alice")),
+        }
+    })
+}
+
+pub fn deleting_the_leader_pod_hands_over_and_alerts_keep_flowing(c: &Cluster) -> Outcome {
+    let base = alertmanager(c)?;
+    let ns = c.namespace("node-leader", &["gitops-guard.io/mode=warn"])?;
+    flux_applies(c, &owned_configmap(&ns, "before", "v1"))?;
+    flux_applies(c, &owned_configmap(&ns, "after", "v1"))?;
+    std::thread::sleep(Duration::from_millis(1100));
+    alice_drifts(c, &base, &ns, "before")?;
+    let old = leader(c)?;
+    let deleted = Instant::now();
+    c.kubectl("admin", &["-n", NS, "delete", "pod", &old, "--wait=false"])
+        .allowed("deleting the leader's pod")?;
+    let mut new = String::new();
+    eventually(Duration::from_secs(90), || {
+        new = leader(c)?;
+        let running: Vec<String> = guard_pods(c)?.into_iter().map(|(n, _)| n).collect();
+        if new != old && running.contains(&new) {
+            Ok(())
+        } else {
+            Err(format!("holder {new}, deleted {old}, running {running:?}"))
+        }
+    })?;
+    eprintln!(
+        "leadership went from {old} to {new} {:?} after the delete",
+        deleted.elapsed()
+    );
+    // The new leader sends: a fresh drift is alerted, and the earlier one
+    // stays active (it re-describes what it finds drifted).
+    alice_drifts(c, &base, &ns, "after")?;
+    let names: Vec<Value> = drift_alerts(&base, &ns)?
+        .iter()
+        .map(|a| a["labels"]["name"].clone())
+        .collect();
+    if !names.contains(&Value::from("before")) {
+        return Err(format!(
+            "the drift alerted before the takeover is no longer active: {names:?}"
+        ));
+    }
+    rolled_out(c)
+}
+
+fn evict(c: &Cluster, pod: &str) -> super::cluster::Out {
+    let eviction = format!(
+        "{{\"apiVersion\":\"policy/v1\",\"kind\":\"Eviction\",\"metadata\":{{\"name\":\"{pod}\",\"namespace\":\"{NS}\"}}}}"
+    );
+    let path = format!("/api/v1/namespaces/{NS}/pods/{pod}/eviction");
+    c.kubectl_stdin("admin", &["create", "--raw", &path, "-f", "-"], &eviction)
+}
+
+pub fn the_disruption_budget_lets_one_guard_pod_be_evicted_at_a_time(c: &Cluster) -> Outcome {
+    rolled_out(c)?;
+    eventually(Duration::from_secs(60), || {
+        // The PDB's status counts the pods it allows to go.
+        let pdb = json(c, &["-n", NS, "get", "pdb", "gitops-guard"])?;
+        match pdb["status"]["disruptionsAllowed"].as_i64() {
+            Some(1) => Ok(()),
+            other => Err(format!("disruptionsAllowed {other:?}")),
+        }
+    })?;
+    let pods: Vec<String> = guard_pods(c)?.into_iter().map(|(n, _)| n).collect();
+    let [first, second, ..] = pods.as_slice() else {
+        return Err(format!("expected 3 guard pods, got {pods:?}"));
+    };
+    evict(c, first).allowed("evicting the first guard pod")?;
+    let refused = evict(c, second);
+    if refused.ok || !refused.stderr.contains("disruption budget") {
+        return Err(format!(
+            "the second eviction: ok={}, {}",
+            refused.ok, refused.stderr
+        ));
+    }
+    rolled_out(c)?;
+    eventually(Duration::from_secs(60), || {
+        three_ready_behind_the_service(c)
+    })
+}
+
+/// GET on a guard pod's admin port through the apiserver's pod proxy, as
+/// admin: (HTTP status, body). curl, as kubectl hides a proxied body.
+fn admin_port_get(c: &Cluster, pod: &str, path: &str) -> Result<(u16, String), String> {
+    let pki = c.run.join("cluster/pki");
+    let url = format!(
+        "{}/api/v1/namespaces/{NS}/pods/{pod}:9090/proxy/{path}",
+        read(c, "cluster/ready")?
+    );
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5", "-w", "\n%{http_code}"])
+        .arg("--cacert")
+        .arg(pki.join("ca.crt"))
+        .arg("--cert")
+        .arg(pki.join("admin.crt"))
+        .arg("--key")
+        .arg(pki.join("admin.key"))
+        .arg(&url)
+        .output()
+        .map_err(|e| format!("curl: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let code = code
+        .trim()
+        .parse()
+        .map_err(|_| format!("GET {url}: {text}"))?;
+    Ok((code, body.to_owned()))
+}
+
+pub fn a_stopping_pod_fails_readyz_at_once_and_leaves_the_ready_endpoints(c: &Cluster) -> Outcome {
+    rolled_out(c)?;
+    // Every pod answers the probes' paths on the admin port.
+    let pods: Vec<String> = guard_pods(c)?.into_iter().map(|(n, _)| n).collect();
+    for pod in &pods {
+        for path in ["healthz", "readyz"] {
+            let (code, body) = admin_port_get(c, pod, path)?;
+            if code != 200 {
+                return Err(format!("{pod} /{path}: {code} {body}"));
+            }
+        }
+    }
+    let pod = pods.first().ok_or("no guard pod")?.clone();
+    c.kubectl("admin", &["-n", NS, "delete", "pod", &pod, "--wait=false"])
+        .allowed("deleting a guard pod")?;
+    // Through --shutdown-delay the pod still runs: /readyz fails at once
+    // with the reason, and the endpoint is no longer ready, so new
+    // connections go to the others while this one finishes what it has.
+    let mut seen = String::new();
+    eventually(Duration::from_secs(5), || {
+        let (code, body) = admin_port_get(c, &pod, "readyz")?;
+        let endpoints = service_endpoints(c)?;
+        let conditions = endpoints
+            .iter()
+            .find(|(name, _)| *name == pod)
+            .map(|(_, cond)| cond.clone())
+            .unwrap_or(Value::Null);
+        seen = format!("/readyz {code} {body:?}, endpoint {conditions}");
+        if code == 503 && body.contains("shutting down") && conditions["ready"] == false {
+            Ok(())
+        } else {
+            Err(seen.clone())
+        }
+    })?;
+    eprintln!("{pod} while stopping: {seen}");
+    rolled_out(c)?;
+    eventually(Duration::from_secs(60), || {
+        three_ready_behind_the_service(c)
+    })
+}
+
+pub fn the_helm_chart_installs_on_the_node_and_denies_a_persons_edit(c: &Cluster) -> Outcome {
+    let dir = install_dir(c).display().to_string();
+    c.kubectl(
+        "admin",
+        &["delete", "-k", &dir, "--wait=true", "--timeout=180s"],
+    )
+    .allowed("removing the kustomize install")?;
+    let helm = c.root.join("tests/cluster/bin/helm");
+    let (repository, digest) = push_image(c)?;
+    let ca = certificate(&install_dir(c))?;
+    c.kubectl("admin", &["create", "namespace", NS])
+        .allowed("create the release namespace")?;
+    let dir = install_dir(c);
+    c.kubectl(
+        "admin",
+        &[
+            "-n",
+            NS,
+            "create",
+            "secret",
+            "tls",
+            "gitops-guard-tls",
+            &format!("--cert={}", dir.join("tls.crt").display()),
+            &format!("--key={}", dir.join("tls.key").display()),
+        ],
+    )
+    .allowed("the serving Secret")?;
+    let alertmanager = format!("http://{}:{}/", node_ip(c)?, read(c, "alertmanager/port")?);
+    let started = Instant::now();
+    let out = Command::new(&helm)
+        .args(["install", "gitops-guard"])
+        .arg(c.root.join("charts/gitops-guard"))
+        .args(["--namespace", NS, "--take-ownership"])
+        .args(["--set", &format!("image.repository={repository}")])
+        .args(["--set", &format!("image.digest={digest}")])
+        .args(["--set", &format!("certificates.caBundle={ca}")])
+        .args(["--set", &format!("alertmanager.urls[0]={alertmanager}")])
+        .env("KUBECONFIG", c.kubeconfig("admin"))
+        .output()
+        .map_err(|e| format!("{}: {e}", helm.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "helm install failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    rolled_out(c)?;
+    eventually(Duration::from_secs(30), || {
+        three_ready_behind_the_service(c)
+    })?;
+    webhook_in_force(c)?;
+    eprintln!(
+        "helm install: 3 replicas ready behind the Service and denying after {:?}",
+        started.elapsed()
+    );
+    let ns = c.namespace("node-helm", &[])?;
+    flux_applies(c, &owned_configmap(&ns, "settings", "hello"))?;
+    c.kubectl_stdin(
+        "alice",
+        &["apply", "-f", "-"],
+        &owned_configmap(&ns, "settings", "by-hand"),
+    )
+    .denied("alice's edit with the chart's install")?;
+    Ok(())
+}
