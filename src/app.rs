@@ -133,7 +133,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     readiness.draining.start();
     tokio::time::sleep(shutdown_delay).await;
     handle.graceful_shutdown(Some(shutdown_grace));
-    webhook.await??;
+    let served = webhook.await;
+    // What the last reviews admitted is written before the process ends.
+    runtime.tasks.drained();
+    served??;
     let _ = admin_stop.send(());
     admin.await??;
     tracing::info!("stopped");

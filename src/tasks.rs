@@ -8,7 +8,14 @@
 //! ends the process with an error so the kubelet restarts it: the same
 //! answer a controller-runtime manager gives when a runnable fails.
 //!
-//! Shutdown cancels every task through one token.
+//! Shutdown cancels tasks in two steps. [`Tasks::shutdown`] stops the
+//! watchers and the leader's work when the stop begins. The few tasks that
+//! carry out what the webhook decides ([`Tasks::spawn_through_drain`]: the
+//! attribution writer, the alert sender) run on while the webhook still
+//! answers through `--shutdown-delay` and the drain, and stop at
+//! [`Tasks::drained`]: a manual change admitted by a stopping replica still
+//! gets its `ManualChangeAdmitted` Event, found missing by the in-cluster
+//! e2e when the leader's Pod was deleted.
 
 use std::{future::Future, panic::AssertUnwindSafe};
 
@@ -53,6 +60,8 @@ impl std::fmt::Display for Exit {
 #[derive(Clone)]
 pub struct Tasks {
     token: CancellationToken,
+    /// Cancelled after the webhook has drained.
+    drained: CancellationToken,
     exits: mpsc::UnboundedSender<Exit>,
     counted: IntCounterVec,
 }
@@ -89,6 +98,7 @@ impl Tasks {
         let (exits, received) = mpsc::unbounded_channel();
         let tasks = Self {
             token: CancellationToken::new(),
+            drained: CancellationToken::new(),
             exits,
             counted,
         };
@@ -101,8 +111,28 @@ impl Tasks {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let (token, exits, counted) =
-            (self.token.clone(), self.exits.clone(), self.counted.clone());
+        self.spawn_until(self.token.clone(), task, work)
+    }
+
+    /// Like [`Tasks::spawn`], for work that serves the webhook's answers: it
+    /// runs on through the shutdown drain until [`Tasks::drained`].
+    pub fn spawn_through_drain<F>(&self, task: &'static str, work: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.spawn_until(self.drained.clone(), task, work)
+    }
+
+    fn spawn_until<F>(
+        &self,
+        token: CancellationToken,
+        task: &'static str,
+        work: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (exits, counted) = (self.exits.clone(), self.counted.clone());
         tokio::spawn(async move {
             let how = tokio::select! {
                 // Once shut down, nothing reports: cancellation wins a tie.
@@ -121,9 +151,15 @@ impl Tasks {
         })
     }
 
-    /// Stops every task.
+    /// Stops every task but those spawned through the drain.
     pub fn shutdown(&self) {
         self.token.cancel();
+    }
+
+    /// The webhook has answered its last review: stops the rest.
+    pub fn drained(&self) {
+        self.token.cancel();
+        self.drained.cancel();
     }
 }
 
@@ -190,5 +226,29 @@ mod tests {
         assert_eq!(exits.try_next(), None, "a cancelled task reported an exit");
         assert_eq!(counted(&registry, "reflector", "returned"), 0);
         assert_eq!(counted(&registry, "late", "returned"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_task_spawned_through_the_drain_outlives_shutdown_until_drained() {
+        let (tasks, mut exits, _registry) = tasks();
+        let (seen, mut received) = mpsc::unbounded_channel::<u32>();
+        let (send, mut queue) = mpsc::unbounded_channel::<u32>();
+        let writer = tasks.spawn_through_drain("attribution-writer", async move {
+            while let Some(n) = queue.recv().await {
+                let _ = seen.send(n);
+            }
+            std::future::pending::<()>().await;
+        });
+        tasks.shutdown();
+        // Admitted during the drain: still carried out.
+        send.send(7).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(received.recv().await, Some(7));
+        assert!(
+            !writer.is_finished(),
+            "stopped by shutdown, before the drain ended"
+        );
+        tasks.drained();
+        writer.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(exits.try_next(), None, "a drained task reported an exit");
     }
 }

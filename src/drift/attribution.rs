@@ -167,7 +167,8 @@ pub fn spawn(
 ) -> Result<(), prometheus::Error> {
     let metrics = Metrics::new(registry, dropped)?;
     let instance = std::env::var("POD_NAME").unwrap_or_else(|_| super::start::identity());
-    tasks.spawn(
+    // Through the drain: a stopping replica still admits changes.
+    tasks.spawn_through_drain(
         "attribution-writer",
         write(client.clone(), admitted, instance, metrics.clone()),
     );
@@ -194,6 +195,10 @@ async fn write(
             }
         }
     }
+    // Every sender is gone: the webhook has stopped, and what it admitted
+    // is written. Shutdown stops this task next (Tasks::drained); returning
+    // would report it as a task that died.
+    std::future::pending::<()>().await;
 }
 
 async fn read_back(client: Client, drift: Arc<DriftWatch>, metrics: Metrics) {

@@ -74,7 +74,8 @@ pub fn start(
     } else {
         gauge.set(1);
     }
-    tasks.spawn("alert-sender", alerts.clone().run());
+    // Through the drain: break-glass alerts come from admissions.
+    tasks.spawn_through_drain("alert-sender", alerts.clone().run());
     let FromAdmission {
         journal,
         admitted,
