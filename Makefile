@@ -28,6 +28,7 @@ test:
 	tests/cluster/build-helm.sh
 	tests/cluster/build-crane.sh
 	tests/cluster/build-node.sh
+	tests/cluster/build-netpol.sh
 	cargo test --workspace --all-targets
 
 ## test-unit: everything but the end-to-end suite (the chart and image tests in it
@@ -47,6 +48,7 @@ test-e2e:
 	tests/cluster/build-helm.sh
 	tests/cluster/build-crane.sh
 	tests/cluster/build-node.sh
+	tests/cluster/build-netpol.sh
 	cargo test --test e2e
 
 lint:

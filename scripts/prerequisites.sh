@@ -22,6 +22,11 @@ need runc runc
 need iptables iptables
 need ip iproute2
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+# The NetworkPolicy agent's build (a patch) and its clean-up (nft); the
+# static busybox the node's tests run in Pods.
+need patch patch
+need nft nftables
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)
 # The image test (tests/it/image.rs, scripts/image.sh): the CA bundle the
 # image carries; ldd and chroot come with every Debian system.
 [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)

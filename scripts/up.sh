@@ -63,6 +63,7 @@ if [ "$node" = 1 ]; then
   say "building the node's kubelet, kube-proxy, kube-scheduler and pause (cached), and crane"
   "$root/tests/cluster/build-node.sh" || fail "building the node's programs failed"
   "$root/tests/cluster/build-crane.sh" || fail "building crane failed"
+  "$root/tests/cluster/build-netpol.sh" || fail "building kube-network-policies failed"
 fi
 if [ -z "${GG_GUARD_BIN:-}" ]; then
   say "building gitops-guard"
@@ -158,8 +159,20 @@ if [ "$node" = 1 ]; then
   "$root/tests/cluster/bin/crane" append --oci-empty-base -f "$run/pause/layer.tar" -t "$pause_ref" >/dev/null 2>>"$run/logs/bootstrap.log" &&
     "$root/tests/cluster/bin/crane" mutate "$pause_ref" -t "$pause_ref" --entrypoint=/pause \
       --set-platform=linux/amd64 >/dev/null 2>>"$run/logs/bootstrap.log" || fail "pushing the pause image failed"
+  # busybox-static as one layer (its applets by `busybox NAME`), for tests
+  # that need a shell or nc in a Pod or an ephemeral container.
+  busybox_ref="127.0.0.1:$plain_port/busybox:gg"
+  mkdir -p "$run/busybox/bin"
+  cp /bin/busybox "$run/busybox/bin/busybox"
+  tar --numeric-owner --owner=0 --group=0 --mtime=@0 -C "$run/busybox" -cf "$run/busybox/layer.tar" bin
+  "$root/tests/cluster/bin/crane" append --oci-empty-base -f "$run/busybox/layer.tar" -t "$busybox_ref" >/dev/null 2>>"$run/logs/bootstrap.log" &&
+    "$root/tests/cluster/bin/crane" mutate "$busybox_ref" -t "$busybox_ref" --entrypoint=/bin/busybox \
+      --set-platform=linux/amd64 >/dev/null 2>>"$run/logs/bootstrap.log" || fail "pushing the busybox image failed"
+  # NetworkPolicy: kube-network-policies, as the identity this grants.
+  "$kubectl" apply -f "$root/tests/cluster/network-policies.yaml" >>"$run/logs/bootstrap.log" ||
+    fail "applying tests/cluster/network-policies.yaml failed"
   setsid "$root/tests/cluster/bin/gg-cluster" node --dir "$run/node" --cluster "$run/cluster" \
-    --pause-image "$pause_ref" >"$run/logs/node.log" 2>&1 </dev/null &
+    --pause-image "$pause_ref" --network-policies >"$run/logs/node.log" 2>&1 </dev/null &
   echo $! >"$run/pids/node.pid"
   node_up() {
     [ -f "$run/node/ready" ] && return 0
@@ -179,7 +192,11 @@ say "starting Alertmanager (prometheus-alertmanager) for drift alerts"
 mkdir -p "$run/alertmanager"
 printf 'route: {receiver: "null", group_wait: 1s, group_interval: 1s, repeat_interval: 1h}\nreceivers: [{name: "null"}]\n' \
   >"$run/alertmanager/config.yml"
-am_port=$(free_port 19093) || fail "no free port for Alertmanager"
+# With a node, Alertmanager's default port: the shipped NetworkPolicy lets
+# the guard reach Alertmanager on 9093 only.
+am_from=19093
+[ "$node" = 1 ] && am_from=9093
+am_port=$(free_port "$am_from") || fail "no free port for Alertmanager"
 echo "$am_port" >"$run/alertmanager/port"
 # With a node, Pods (the guard installed in-cluster) send to it on the host's address.
 [ "$node" = 1 ] && echo 0.0.0.0 >"$run/alertmanager/listen"

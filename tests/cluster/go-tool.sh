@@ -2,15 +2,18 @@
 # from its module's zip into tests/cluster/bin/NAME, again only when its
 # recipe changes (a stamp file beside it holds the recipe's hash).
 #
-#   go_tool NAME MODULE@VERSION PACKAGE LDFLAGS
+#   go_tool NAME MODULE@VERSION PACKAGE LDFLAGS [PATCH]
+#
+# PATCH (a file, `patch -p1` from the module's root) is applied to the copy
+# of the module before the build; its content is part of the recipe.
 go_tool() {
-  local name=$1 module=$2 package=$3 ldflags=$4 here stamp work dir started
+  local name=$1 module=$2 package=$3 ldflags=$4 patch=${5:-} here stamp work dir started
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   if ! command -v go >/dev/null 2>&1; then
     echo "build-$name.sh: go not found; install Go >= 1.26 and retry" >&2
     return 1
   fi
-  stamp=$(echo "$name $module $package CGO_ENABLED=0 -trimpath -ldflags=$ldflags" | sha256sum | cut -d' ' -f1)
+  stamp=$( (echo "$name $module $package CGO_ENABLED=0 -trimpath -ldflags=$ldflags" && if [ -n "$patch" ]; then cat "$patch"; fi) | sha256sum | cut -d' ' -f1)
   if [ -x "$here/bin/$name" ] && [ "$(cat "$here/bin/.$name-stamp" 2>/dev/null)" = "$stamp" ]; then
     echo "$name up to date"
     return 0
@@ -27,6 +30,11 @@ go_tool() {
   fi
   cp -r "$dir" "$work/src"
   chmod -R u+w "$work/src"
+  if [ -n "$patch" ] && ! patch -s -p1 -d "$work/src" <"$patch"; then
+    echo "build-$name.sh: $patch does not apply to $module" >&2
+    rm -rf "$work"
+    return 1
+  fi
   (
     cd "$work/src"
     CGO_ENABLED=0 GOFLAGS=-mod=mod go build -buildvcs=false -trimpath -ldflags="$ldflags" \

@@ -37,6 +37,7 @@ func node(args []string) int {
 	bin := fs.String("bin", "", "directory holding kubelet, kube-proxy and kube-scheduler (default: beside this binary)")
 	pause := fs.String("pause-image", "", "sandbox image reference, pullable by containerd (plain HTTP on 127.0.0.1)")
 	timeout := fs.Duration("timeout", 90*time.Second, "deadline for the Node to be Ready")
+	policies := fs.Bool("network-policies", false, "also enforce NetworkPolicy with kube-network-policies (build-netpol.sh)")
 	_ = fs.Parse(args)
 	if *dir == "" || *clusterDir == "" || *pause == "" {
 		fmt.Fprintln(os.Stderr, "node: --dir, --cluster and --pause-image are required")
@@ -55,6 +56,12 @@ func node(args []string) int {
 	n, err := newNode(*dir, *clusterDir, *bin, *pause)
 	if err != nil {
 		return fail("node: %v", err)
+	}
+	n.policies = *policies
+	if n.policies {
+		if _, err := os.Stat(filepath.Join(n.bin, "kube-network-policies")); err != nil {
+			return fail("node: kube-network-policies missing in %s: run tests/cluster/build-netpol.sh", n.bin)
+		}
 	}
 	unlock, err := lockHost()
 	if err != nil {
@@ -84,7 +91,11 @@ type hostNode struct {
 	ip         net.IP
 	admin      *adminClient
 	ipForward  []byte // net.ipv4.ip_forward before the node set it
+	policies   bool   // run the NetworkPolicy agent too
 }
+
+// The NetworkPolicy agent's nftables table (kube-network-policies' default).
+const policyTable = "kube-network-policies"
 
 func newNode(dir, cluster, bin, pause string) (*hostNode, error) {
 	abs, err := filepath.Abs(dir)
@@ -185,6 +196,17 @@ func (n *hostNode) run(stop chan os.Signal, timeout time.Duration) int {
 	}
 	if err := n.spawn("kube-proxy", filepath.Join(n.bin, "kube-proxy"), "--config="+n.path("kube-proxy.yaml"), "--v=1"); err != nil {
 		return fail("node: %v", err)
+	}
+	if n.policies {
+		// The bridge CNI enforces nothing: SIG Network's agent does, on
+		// this node's pod traffic (bridged traffic reaches netfilter:
+		// bridge-nf-call-iptables). Patched for this kernel (build-netpol.sh).
+		if err := n.spawn("kube-network-policies", filepath.Join(n.bin, "kube-network-policies"),
+			"--kubeconfig="+filepath.Join(n.cluster, "network-policies.kubeconfig"),
+			"--hostname-override="+n.name, "--xt-nfqueue", "--disable-nri", "--nfqueue-id=100",
+			"--metrics-bind-address=127.0.0.1:9080", "--v=2"); err != nil {
+			return fail("node: %v", err)
+		}
 	}
 	ports, err := freePorts(1)
 	if err != nil {
@@ -387,7 +409,7 @@ func (n *hostNode) shutdown() {
 			n.drainPods(45 * time.Second)
 		}
 	}
-	for _, name := range []string{"kube-proxy", "kubelet"} {
+	for _, name := range []string{"kube-network-policies", "kube-proxy", "kubelet"} {
 		if c := n.find(name); c.cmd != nil {
 			n.stopChild(c)
 		}
@@ -488,6 +510,10 @@ func (n *hostNode) restoreHost() {
 	for _, tool := range []string{"iptables", "ip6tables"} {
 		removeChains(tool, "KUBE-")
 		removeChains(tool, "CNI-")
+	}
+	// The agent removes its table when it stops; one left by a crash goes here.
+	if _, err := exec.LookPath("nft"); err == nil && n.policies {
+		_ = exec.Command("nft", "delete", "table", "inet", policyTable).Run()
 	}
 	_ = exec.Command("ip", "link", "delete", podBridge).Run()
 	// libcni's cache of this network's results (containerd keeps it there).

@@ -162,6 +162,8 @@ func (p *plane) writePKI() error {
 			{"kubelet", "system:node:" + host, "system:nodes"},
 			{"kube-proxy", "system:kube-proxy", ""},
 			{"kube-scheduler", "system:kube-scheduler", ""},
+			// The NetworkPolicy agent (network-policies.yaml grants it).
+			{"network-policies", "system:kube-network-policies", ""},
 			// The apiserver's client certificate towards kubelets (logs, exec).
 			{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"},
 		}...)

@@ -90,6 +90,9 @@ impl Cluster {
             )
             .env("GG_NODE", if setup == Setup::Node { "1" } else { "0" })
             .env("GG_GUARD", if setup == Setup::Node { "0" } else { "1" })
+            // The shipped NetworkPolicy lets the guard reach the apiserver on
+            // 443 or 6443 (after the Service address is translated).
+            .envs((setup == Setup::Node).then_some(("GG_API_PORT", "6443")))
             .status()
             .map_err(|e| format!("scripts/up.sh: {e}"))?;
         let cluster = Cluster {

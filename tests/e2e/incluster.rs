@@ -682,11 +682,238 @@ pub fn a_stopping_pod_fails_readyz_at_once_and_leaves_the_ready_endpoints(c: &Cl
     })
 }
 
+/// The busybox image up.sh pushed for the node's tests.
+fn busybox(c: &Cluster) -> Result<String, String> {
+    Ok(format!(
+        "{}/busybox:gg",
+        env_value(c, "registries.env", "PLAIN_REGISTRY")?
+    ))
+}
+
+/// Runs `busybox ARGS…` in a new ephemeral container of `pod` (its network
+/// namespace, so its NetworkPolicy) and returns its exit code.
+fn in_pod_network(
+    c: &Cluster,
+    ns: &str,
+    pod: &str,
+    name: &str,
+    args: &[&str],
+) -> Result<i64, String> {
+    debug_container(c, ns, pod, name, args)?;
+    let mut code = None;
+    eventually(Duration::from_secs(30), || {
+        let state = ephemeral_state(c, ns, pod, name)?;
+        code = state["terminated"]["exitCode"].as_i64();
+        code.map(|_| ())
+            .ok_or_else(|| format!("{name} not done: {state}"))
+    })?;
+    code.ok_or_else(|| format!("{name}: no exit code"))
+}
+
+/// The state of ephemeral container `name` of `pod`.
+fn ephemeral_state(c: &Cluster, ns: &str, pod: &str, name: &str) -> Result<Value, String> {
+    let p = json(c, &["-n", ns, "get", "pod", pod])?;
+    Ok(p["status"]["ephemeralContainerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == name)
+        .map(|s| s["state"].clone())
+        .unwrap_or(Value::Null))
+}
+
+/// Starts `busybox ARGS…` as ephemeral container `name` of `pod`, as 65532
+/// (the guard's namespace enforces Pod Security `restricted`).
+fn debug_container(c: &Cluster, ns: &str, pod: &str, name: &str, args: &[&str]) -> Outcome {
+    let custom = c.run.join("install/debug-as-nonroot.json");
+    std::fs::write(
+        &custom,
+        r#"{"securityContext":{"runAsUser":65532,"runAsGroup":65532}}"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let custom_flag = format!("--custom={}", custom.display());
+    let image_flag = format!("--image={}", busybox(c)?);
+    let name_flag = format!("--container={name}");
+    let mut all = vec![
+        "debug",
+        "-n",
+        ns,
+        pod,
+        "--profile=restricted",
+        "--attach=false",
+        // The image's entrypoint is busybox: ARGS name the applet.
+        "--arguments-only",
+        &custom_flag,
+        &image_flag,
+        &name_flag,
+        "--",
+    ];
+    all.extend_from_slice(args);
+    c.kubectl("admin", &all).allowed("kubectl debug")?;
+    Ok(())
+}
+
+/// A Pod in `ns` serving HTTP on each of `ports` (busybox httpd).
+fn listener(c: &Cluster, ns: &str, ports: &[u16]) -> Result<String, String> {
+    let image = busybox(c)?;
+    let containers: String = ports
+        .iter()
+        .map(|p| {
+            format!(
+                "  - {{name: http-{p}, image: \"{image}\", args: [httpd, -f, -p, \"{p}\", -h, /]}}\n"
+            )
+        })
+        .collect();
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: listener, namespace: {ns}}}\n\
+         spec:\n  terminationGracePeriodSeconds: 1\n  containers:\n{containers}"
+    );
+    c.kubectl_stdin("admin", &["apply", "-f", "-"], &pod)
+        .allowed("the listener Pod")?;
+    c.kubectl(
+        "admin",
+        &[
+            "-n",
+            ns,
+            "wait",
+            "pod/listener",
+            "--for=condition=Ready",
+            "--timeout=60s",
+        ],
+    )
+    .allowed("the listener Pod Ready")?;
+    let p = json(c, &["-n", ns, "get", "pod", "listener"])?;
+    p["status"]["podIP"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "the listener Pod has no IP".into())
+}
+
+fn pod_ip(c: &Cluster, ns: &str, pod: &str) -> Result<String, String> {
+    let p = json(c, &["-n", ns, "get", "pod", pod])?;
+    p["status"]["podIP"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{pod} has no IP"))
+}
+
+pub fn the_network_policy_lets_through_what_it_lists_and_drops_the_rest(c: &Cluster) -> Outcome {
+    rolled_out(c)?;
+    let ns = c.namespace("node-netpol", &[])?;
+    // Egress: Alertmanager's port (9093) is listed, 19093 is not. The
+    // listener is another Pod, so the packets cross the node's bridge, where
+    // the agent judges them (traffic to the host's own address is not
+    // forwarded, and no policy agent judges it).
+    let target = listener(c, &ns, &[9093, 19093])?;
+    let guard = guard_pods(c)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .next()
+        .ok_or("no guard pod")?;
+    let listed = in_pod_network(
+        c,
+        NS,
+        &guard,
+        "egress-9093",
+        &["nc", "-w", "3", &target, "9093"],
+    )?;
+    let unlisted = in_pod_network(
+        c,
+        NS,
+        &guard,
+        "egress-19093",
+        &["nc", "-w", "3", &target, "19093"],
+    )?;
+    // Ingress: the admin port (9090) is listed; a port the guard does not
+    // list (a listener in its own network namespace on 7777) is not.
+    debug_container(
+        c,
+        NS,
+        &guard,
+        "serve-7777",
+        &["httpd", "-f", "-p", "7777", "-h", "/"],
+    )?;
+    eventually(Duration::from_secs(30), || {
+        let state = ephemeral_state(c, NS, &guard, "serve-7777")?;
+        if state["running"].is_object() {
+            Ok(())
+        } else {
+            Err(format!("serve-7777: {state}"))
+        }
+    })?;
+    let guard_ip = pod_ip(c, NS, &guard)?;
+    let admin = in_pod_network(
+        c,
+        &ns,
+        "listener",
+        "ingress-9090",
+        &["nc", "-w", "3", &guard_ip, "9090"],
+    )?;
+    let other = in_pod_network(
+        c,
+        &ns,
+        "listener",
+        "ingress-7777",
+        &["nc", "-w", "3", &guard_ip, "7777"],
+    )?;
+    eprintln!(
+        "from a guard pod: to 9093 exit {listed}, to 19093 exit {unlisted}; \
+         to a guard pod: 9090 exit {admin}, 7777 exit {other}"
+    );
+    if (listed, unlisted, admin, other) != (0, 1, 0, 1) {
+        return Err(format!(
+            "nc exit codes: egress 9093 {listed} (want 0), egress 19093 {unlisted} (want 1), \
+             ingress 9090 {admin} (want 0), ingress 7777 {other} (want 1)"
+        ));
+    }
+    // The control: without the policy the same two connections go through,
+    // so it was the policy that dropped them.
+    c.kubectl(
+        "admin",
+        &["-n", NS, "delete", "networkpolicy", "gitops-guard"],
+    )
+    .allowed("deleting the NetworkPolicy")?;
+    let mut attempt = 0;
+    eventually(Duration::from_secs(30), || {
+        attempt += 1;
+        let egress = in_pod_network(
+            c,
+            NS,
+            &guard,
+            &format!("unpoliced-egress-{attempt}"),
+            &["nc", "-w", "3", &target, "19093"],
+        )?;
+        let ingress = in_pod_network(
+            c,
+            &ns,
+            "listener",
+            &format!("unpoliced-ingress-{attempt}"),
+            &["nc", "-w", "3", &guard_ip, "7777"],
+        )?;
+        if (egress, ingress) == (0, 0) {
+            Ok(())
+        } else {
+            Err(format!(
+                "without the policy: egress 19093 exit {egress}, ingress 7777 exit {ingress}"
+            ))
+        }
+    })?;
+    eprintln!("without the NetworkPolicy both connect (attempt {attempt})");
+    Ok(())
+}
+
 pub fn the_helm_chart_installs_on_the_node_and_denies_a_persons_edit(c: &Cluster) -> Outcome {
     let dir = install_dir(c).display().to_string();
     c.kubectl(
         "admin",
-        &["delete", "-k", &dir, "--wait=true", "--timeout=180s"],
+        &[
+            "delete",
+            "-k",
+            &dir,
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=180s",
+        ],
     )
     .allowed("removing the kustomize install")?;
     let helm = c.root.join("tests/cluster/bin/helm");

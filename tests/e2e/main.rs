@@ -312,6 +312,10 @@ const NODE: &[(&str, Scenario)] = &[
         incluster::a_stopping_pod_fails_readyz_at_once_and_leaves_the_ready_endpoints,
     ),
     (
+        "node_the_network_policy_lets_through_what_it_lists_and_drops_the_rest",
+        incluster::the_network_policy_lets_through_what_it_lists_and_drops_the_rest,
+    ),
+    (
         "node_the_helm_chart_installs_on_the_node_and_denies_a_persons_edit",
         incluster::the_helm_chart_installs_on_the_node_and_denies_a_persons_edit,
     ),
