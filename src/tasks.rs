@@ -11,7 +11,7 @@
 //! Shutdown cancels tasks in two steps. [`Tasks::shutdown`] stops the
 //! watchers and the leader's work when the stop begins. The few tasks that
 //! carry out what the webhook decides ([`Tasks::spawn_through_drain`]: the
-//! attribution writer, the alert sender) run on while the webhook still
+//! attribution writer, the admission alerts and their sender) run on while the webhook still
 //! answers through `--shutdown-delay` and the drain, and stop at
 //! [`Tasks::drained`]: a manual change admitted by a stopping replica still
 //! gets its `ManualChangeAdmitted` Event, found missing by the in-cluster

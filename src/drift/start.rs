@@ -74,7 +74,8 @@ pub fn start(
     } else {
         gauge.set(1);
     }
-    // Through the drain: break-glass alerts come from admissions.
+    // Through the drain: break-glass and controller-token alerts come from
+    // admissions, which a stopping replica still makes.
     tasks.spawn_through_drain("alert-sender", alerts.clone().run());
     let FromAdmission {
         journal,
@@ -82,7 +83,8 @@ pub fn start(
         attributions,
         attributions_dropped,
     } = from_admission;
-    tasks.spawn(
+    // Through the drain, like the sender: a stopping replica still admits.
+    tasks.spawn_through_drain(
         "admission-alerts",
         announce::run(admitted, alerts.clone(), settings.cluster_name.clone()),
     );
