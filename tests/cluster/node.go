@@ -179,13 +179,13 @@ func (n *hostNode) run(stop chan os.Signal, timeout time.Duration) int {
 	if err := n.configure(); err != nil {
 		return fail("node: %v", err)
 	}
-	if err := n.spawn("containerd", "containerd", "--config", n.path("containerd.toml")); err != nil {
+	if err := n.spawn("containerd", "containerd", "containerd", "--config", n.path("containerd.toml")); err != nil {
 		return fail("node: %v", err)
 	}
 	if code := n.await(stop, "containerd", deadline, func() bool { return n.ctr("version") == nil }); code >= 0 {
 		return code
 	}
-	if err := n.spawn("kubelet", filepath.Join(n.bin, "kubelet"),
+	if err := n.spawn("kubelet", filepath.Join(n.bin, "kubelet"), "kubelet",
 		"--config="+n.path("kubelet.yaml"), "--kubeconfig="+filepath.Join(n.cluster, "kubelet.kubeconfig"),
 		"--root-dir="+n.path("kubelet"), "--cert-dir="+n.path("kubelet", "pki"),
 		"--node-ip="+n.ip.String(), "--v=1"); err != nil {
@@ -194,14 +194,14 @@ func (n *hostNode) run(stop chan os.Signal, timeout time.Duration) int {
 	if code := n.await(stop, "kubelet", deadline, n.ready); code >= 0 {
 		return code
 	}
-	if err := n.spawn("kube-proxy", filepath.Join(n.bin, "kube-proxy"), "--config="+n.path("kube-proxy.yaml"), "--v=1"); err != nil {
+	if err := n.spawn("kube-proxy", filepath.Join(n.bin, "kube-proxy"), "kube-proxy", "--config="+n.path("kube-proxy.yaml"), "--v=1"); err != nil {
 		return fail("node: %v", err)
 	}
 	if n.policies {
 		// The bridge CNI enforces nothing: SIG Network's agent does, on
 		// this node's pod traffic (bridged traffic reaches netfilter:
 		// bridge-nf-call-iptables). Patched for this kernel (build-netpol.sh).
-		if err := n.spawn("kube-network-policies", filepath.Join(n.bin, "kube-network-policies"),
+		if err := n.spawn("kube-network-policies", filepath.Join(n.bin, "kube-network-policies"), "kube-network-policies",
 			"--kubeconfig="+filepath.Join(n.cluster, "network-policies.kubeconfig"),
 			"--hostname-override="+n.name, "--xt-nfqueue", "--disable-nri", "--nfqueue-id=100",
 			"--metrics-bind-address=127.0.0.1:9080", "--v=2"); err != nil {
@@ -213,7 +213,7 @@ func (n *hostNode) run(stop chan os.Signal, timeout time.Duration) int {
 		return fail("node: %v", err)
 	}
 	sched := filepath.Join(n.cluster, "kube-scheduler.kubeconfig")
-	if err := n.spawn("kube-scheduler", filepath.Join(n.bin, "kube-scheduler"),
+	if err := n.spawn("kube-scheduler", filepath.Join(n.bin, "kube-scheduler"), "kube-scheduler",
 		"--kubeconfig="+sched, "--authentication-kubeconfig="+sched, "--authorization-kubeconfig="+sched,
 		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports[0]), "--v=1"); err != nil {
 		return fail("node: %v", err)
@@ -227,25 +227,6 @@ func (n *hostNode) run(stop chan os.Signal, timeout time.Duration) int {
 	}
 	fmt.Printf("gg-node %s Ready in %.1fs at %s (pods on %s)\n", n.name, time.Since(start).Seconds(), n.ip, podSubnet)
 	return n.supervise(stop)
-}
-
-// spawn starts an external program as a supervised child, logging to logs/NAME.log.
-func (n *hostNode) spawn(name, program string, args ...string) error {
-	log, err := os.Create(n.logFile(name))
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(program, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		_ = log.Close()
-		return fmt.Errorf("starting %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { c.err = cmd.Wait(); _ = log.Close(); close(c.done) }()
-	n.children = append(n.children, c)
-	return nil
 }
 
 // ctr runs containerd's own client against this node's containerd.

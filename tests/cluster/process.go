@@ -27,22 +27,39 @@ func (p *plane) find(name string) *child {
 }
 
 // start re-executes this binary as one component, logging to logs/NAME.log.
+// argv[0] is the upstream program's name: client-go derives the user agent,
+// and so the apiserver the default field manager, from it. The
+// controller-manager's writes then carry the field manager
+// kube-controller-manager, as in real clusters (and as the guard's policy
+// names it), not gg-cluster.
 func (p *plane) start(name, sub string, args ...string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	argv0 := map[string]string{"apiserver": "kube-apiserver", "controller-manager": "kube-controller-manager"}[sub]
+	if argv0 == "" {
+		argv0 = "gg-cluster"
+	}
+	return p.spawn(name, self, argv0, append([]string{sub}, args...)...)
+}
+
+// spawn starts program (as argv0) as a supervised child, logging to
+// logs/NAME.log.
+func (p *plane) spawn(name, program, argv0 string, args ...string) error {
 	log, err := os.Create(p.logFile(name))
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, append([]string{sub}, args...)...)
+	cmd := exec.Command(program, args...)
+	cmd.Args[0] = argv0
 	cmd.Stdout, cmd.Stderr = log, log
 	// Own process group: a Ctrl-C or a group SIGTERM reaches only the
 	// supervisor, which stops the children in order. Pdeathsig kills them if
 	// the supervisor itself is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		_ = log.Close()
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
