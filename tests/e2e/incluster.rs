@@ -24,7 +24,7 @@ use std::{
 
 use serde_json::Value;
 
-use super::cluster::{Cluster, Outcome, eventually};
+use super::cluster::{Cluster, Outcome, eventually, flux_apply};
 use super::drift::drift_alerts;
 
 const NS: &str = "gitops-guard";
@@ -203,21 +203,16 @@ fn rolled_out(c: &Cluster) -> Outcome {
     Ok(())
 }
 
+/// The guard's Pods as the API returns them.
+fn guard_pod_objects(c: &Cluster) -> Result<Vec<Value>, String> {
+    let selector = "app.kubernetes.io/name=gitops-guard";
+    let pods = json(c, &["-n", NS, "get", "pods", "-l", selector])?;
+    Ok(pods["items"].as_array().cloned().unwrap_or_default())
+}
+
 /// The guard's pods: (name, ready), running ones only.
 fn guard_pods(c: &Cluster) -> Result<Vec<(String, bool)>, String> {
-    let pods = json(
-        c,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/name=gitops-guard",
-        ],
-    )?;
-    let items = pods["items"].as_array().cloned().unwrap_or_default();
-    Ok(items
+    Ok(guard_pod_objects(c)?
         .iter()
         .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
         .map(|p| {
@@ -309,18 +304,7 @@ pub fn kubectl_apply_k_manifests_brings_three_replicas_ready_behind_the_service(
     }
     // Each runs the image the install named by digest, pulled from the
     // local registry (containerd reports what it resolved).
-    let pods = json(
-        c,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/name=gitops-guard",
-        ],
-    )?;
-    for pod in pods["items"].as_array().into_iter().flatten() {
+    for pod in &guard_pod_objects(c)? {
         let status = &pod["status"]["containerStatuses"][0];
         let image_id = status["imageID"].as_str().unwrap_or("");
         if !image_id.ends_with(&digest) || status["restartCount"] != 0 {
@@ -340,22 +324,6 @@ fn owned_configmap(ns: &str, name: &str, value: &str) -> String {
          kustomize.toolkit.fluxcd.io/name: apps\n    kustomize.toolkit.fluxcd.io/namespace: flux-system\n\
          data: {{greeting: {value}}}\n"
     )
-}
-
-fn flux_applies(c: &Cluster, manifest: &str) -> Outcome {
-    c.kubectl_stdin(
-        "kustomize-controller",
-        &[
-            "apply",
-            "--server-side",
-            "--field-manager=kustomize-controller",
-            "-f",
-            "-",
-        ],
-        manifest,
-    )
-    .allowed("kustomize-controller's apply")?;
-    Ok(())
 }
 
 /// The sum of a counter over every guard pod, read through the apiserver's
@@ -386,14 +354,14 @@ pub fn the_service_registration_denies_a_persons_edit_and_lets_the_reconciler_wr
         "gitops_guard_admission_requests_total",
         "decision=\"deny\"",
     )?;
-    flux_applies(c, &owned_configmap(&ns, "settings", "hello"))?;
+    flux_apply(c, &owned_configmap(&ns, "settings", "hello"))?;
     let edit = owned_configmap(&ns, "settings", "changed-by-hand");
     c.kubectl_stdin("alice", &["apply", "-f", "-"], &edit)
         .denied("alice's edit of a Flux-owned ConfigMap")?
         .mentions("Kustomization flux-system/apps")?;
     c.kubectl("alice", &["delete", "configmap", "settings", "-n", &ns])
         .denied("alice's delete of a Flux-owned ConfigMap")?;
-    flux_applies(c, &owned_configmap(&ns, "settings", "from-git"))?;
+    flux_apply(c, &owned_configmap(&ns, "settings", "from-git"))?;
     // The denials were made by the pods behind the Service, not elsewhere.
     let denied_after = counter_over_pods(
         c,
@@ -417,7 +385,7 @@ struct Tally {
 
 pub fn a_rollout_restart_under_load_fails_no_review(c: &Cluster) -> Outcome {
     let ns = c.namespace("node-rollout", &[])?;
-    flux_applies(c, &owned_configmap(&ns, "load", "v1"))?;
+    flux_apply(c, &owned_configmap(&ns, "load", "v1"))?;
     let stop = AtomicBool::new(false);
     let tally = Mutex::new(Tally::default());
     let manifest = owned_configmap(&ns, "load", "edited");
@@ -540,8 +508,8 @@ fn alice_drifts(c: &Cluster, base: &str, ns: &str, name: &str) -> Outcome {
 pub fn deleting_the_leader_pod_hands_over_and_alerts_keep_flowing(c: &Cluster) -> Outcome {
     let base = alertmanager(c)?;
     let ns = c.namespace("node-leader", &["gitops-guard.io/mode=warn"])?;
-    flux_applies(c, &owned_configmap(&ns, "before", "v1"))?;
-    flux_applies(c, &owned_configmap(&ns, "after", "v1"))?;
+    flux_apply(c, &owned_configmap(&ns, "before", "v1"))?;
+    flux_apply(c, &owned_configmap(&ns, "after", "v1"))?;
     std::thread::sleep(Duration::from_millis(1100));
     alice_drifts(c, &base, &ns, "before")?;
     let old = leader(c)?;
@@ -677,6 +645,81 @@ pub fn a_stopping_pod_fails_readyz_at_once_and_leaves_the_ready_endpoints(c: &Cl
     })?;
     eprintln!("{pod} while stopping: {seen}");
     rolled_out(c)?;
+    eventually(Duration::from_secs(60), || {
+        three_ready_behind_the_service(c)
+    })
+}
+
+/// The host PID of a pod's guard container, from the node's containerd (the
+/// node is this host, so the test can reach its processes).
+fn container_pid(c: &Cluster, pod: &str) -> Result<String, String> {
+    let p = json(c, &["-n", NS, "get", "pod", pod])?;
+    let id = p["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("containerd://"))
+        .ok_or_else(|| format!("{pod} has no containerd container"))?
+        .to_owned();
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(c.run.join("node/containerd.sock"))
+        .args(["--namespace", "k8s.io", "tasks", "ls"])
+        .output()
+        .map_err(|e| format!("ctr: {e}"))?;
+    let tasks = String::from_utf8_lossy(&out.stdout).into_owned();
+    tasks
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(id.as_str())).then(|| f.next().map(str::to_owned))?
+        })
+        .ok_or_else(|| format!("no containerd task {id} in:\n{tasks}"))
+}
+
+pub fn a_frozen_guard_fails_readiness_then_liveness_and_is_restarted(c: &Cluster) -> Outcome {
+    rolled_out(c)?;
+    let pod = guard_pods(c)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .next()
+        .ok_or("no guard pod")?;
+    let pid = container_pid(c, &pod)?;
+    // SIGSTOP: the process is there but answers nothing, as a deadlocked
+    // or livelocked guard would.
+    let stopped = Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !stopped.success() {
+        return Err(format!("kill -STOP {pid} failed"));
+    }
+    let frozen = Instant::now();
+    // Readiness (every 5 s, 3 failures) takes it out of the Service first.
+    eventually(Duration::from_secs(60), || {
+        let endpoints = service_endpoints(c)?;
+        match endpoints.iter().find(|(name, _)| *name == pod) {
+            Some((_, cond)) if cond["ready"] == false => Ok(()),
+            other => Err(format!("{pod} endpoint: {other:?}")),
+        }
+    })?;
+    let unready = frozen.elapsed();
+    // Liveness (every 10 s, 3 failures) restarts the container; the frozen
+    // process ignores SIGTERM, so the kubelet kills it after the grace period.
+    eventually(Duration::from_secs(150), || {
+        let p = json(c, &["-n", NS, "get", "pod", &pod])?;
+        let status = &p["status"]["containerStatuses"][0];
+        if status["restartCount"].as_i64().unwrap_or(0) >= 1 && status["ready"] == true {
+            Ok(())
+        } else {
+            Err(format!(
+                "{pod}: restarts {}, ready {}",
+                status["restartCount"], status["ready"]
+            ))
+        }
+    })?;
+    eprintln!(
+        "{pod} frozen: out of the Service after {unready:?}, restarted and ready again after {:?}",
+        frozen.elapsed()
+    );
     eventually(Duration::from_secs(60), || {
         three_ready_behind_the_service(c)
     })
@@ -965,7 +1008,7 @@ pub fn the_helm_chart_installs_on_the_node_and_denies_a_persons_edit(c: &Cluster
         started.elapsed()
     );
     let ns = c.namespace("node-helm", &[])?;
-    flux_applies(c, &owned_configmap(&ns, "settings", "hello"))?;
+    flux_apply(c, &owned_configmap(&ns, "settings", "hello"))?;
     c.kubectl_stdin(
         "alice",
         &["apply", "-f", "-"],

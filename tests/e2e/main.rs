@@ -312,6 +312,10 @@ const NODE: &[(&str, Scenario)] = &[
         incluster::a_stopping_pod_fails_readyz_at_once_and_leaves_the_ready_endpoints,
     ),
     (
+        "node_a_frozen_guard_fails_readiness_then_liveness_and_is_restarted",
+        incluster::a_frozen_guard_fails_readiness_then_liveness_and_is_restarted,
+    ),
+    (
         "node_the_network_policy_lets_through_what_it_lists_and_drops_the_rest",
         incluster::the_network_policy_lets_through_what_it_lists_and_drops_the_rest,
     ),
