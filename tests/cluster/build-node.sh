@@ -11,7 +11,7 @@ if ! command -v go >/dev/null 2>&1; then
   echo "build-node.sh: go not found; install Go >= $(sed -n 's/^go //p' go.mod) and retry" >&2
   exit 1
 fi
-stamp=$(cat build-node.sh go.mod go.sum pause/*.go | sha256sum | cut -d' ' -f1)
+stamp=$(cat build-node.sh go-tool.sh go.mod go.sum pause/*.go | sha256sum | cut -d' ' -f1)
 programs="kubelet kube-proxy kube-scheduler pause"
 up_to_date() {
   for p in $programs; do [ -x "bin/$p" ] || return 1; done
@@ -22,11 +22,9 @@ if up_to_date; then
   exit 0
 fi
 k8s=$(sed -n 's/.*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' go.mod)
-minor=$(echo "$k8s" | cut -d. -f2)
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags="$ldflags -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-done
+# shellcheck source=go-tool.sh
+. ./go-tool.sh
+ldflags=$(k8s_ldflags)
 mkdir -p bin
 for p in $programs; do
   started=$SECONDS

@@ -8,7 +8,7 @@ if ! command -v go >/dev/null 2>&1; then
   echo "build.sh: go not found; install Go >= $(sed -n 's/^go //p' go.mod): https://go.dev/dl/ (or a distribution package), put it on PATH and retry" >&2
   exit 1
 fi
-stamp=$(cat build.sh go.mod go.sum ./*.go | sha256sum | cut -d' ' -f1)
+stamp=$(cat build.sh go-tool.sh go.mod go.sum ./*.go | sha256sum | cut -d' ' -f1)
 if [ -x bin/gg-cluster ] && [ -L bin/kubectl ] && [ "$(cat bin/.stamp 2>/dev/null)" = "$stamp" ]; then
   echo "gg-cluster up to date"
   exit 0
@@ -17,11 +17,9 @@ echo "building gg-cluster ($(go version | cut -d' ' -f3), Kubernetes $(sed -n 's
 started=$SECONDS
 mkdir -p bin
 k8s=$(sed -n 's/.*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' go.mod)
-minor=$(echo "$k8s" | cut -d. -f2)
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags="$ldflags -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-done
+# shellcheck source=go-tool.sh
+. ./go-tool.sh
+ldflags=$(k8s_ldflags)
 # -mod=readonly: go.sum is complete; a build never edits go.mod or go.sum.
 go build -mod=readonly -buildvcs=false -trimpath -ldflags="$ldflags" -o bin/gg-cluster.new .
 mv bin/gg-cluster.new bin/gg-cluster

@@ -46,3 +46,16 @@ go_tool() {
   echo "$stamp" >"$here/bin/.$name-stamp"
   echo "built bin/$name in $((SECONDS - started))s"
 }
+
+# The -X flags of a Kubernetes build, for the version the harness's go.mod
+# pins (build.sh, build-node.sh); the upstream Makefile sets the same.
+k8s_ldflags() {
+  local here k8s minor ldflags="-s -w" pkg
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  k8s=$(sed -n 's/.*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$here/go.mod")
+  minor=$(echo "$k8s" | cut -d. -f2)
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags="$ldflags -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  echo "$ldflags"
+}

@@ -381,7 +381,7 @@ func (n *hostNode) shutdown() {
 		return
 	}
 	if s := n.find("kube-scheduler"); s.cmd != nil {
-		n.stopChild(s)
+		s.stop("node", 15*time.Second)
 	}
 	if k := n.find("kubelet"); k.cmd != nil {
 		select {
@@ -392,26 +392,15 @@ func (n *hostNode) shutdown() {
 	}
 	for _, name := range []string{"kube-network-policies", "kube-proxy", "kubelet"} {
 		if c := n.find(name); c.cmd != nil {
-			n.stopChild(c)
+			c.stop("node", 15*time.Second)
 		}
 	}
 	if c := n.find("containerd"); c.cmd != nil {
 		n.killTasks()
-		n.stopChild(c)
+		c.stop("node", 15*time.Second)
 	}
 	n.killShims()
 	n.restoreHost()
-}
-
-func (n *hostNode) stopChild(c *child) {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(15 * time.Second):
-		fmt.Fprintf(os.Stderr, "node: %s ignored SIGTERM for 15s; killing it\n", c.name)
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
 }
 
 // drainPods deletes the Pods bound to this node and waits until containerd

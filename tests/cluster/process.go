@@ -72,15 +72,19 @@ func (p *plane) spawn(name, program, argv0 string, args ...string) error {
 // apiserver, etcd): SIGTERM, then SIGKILL for one still running after 10 s.
 func (p *plane) shutdown() {
 	for i := len(p.children) - 1; i >= 0; i-- {
-		c := p.children[i]
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(10 * time.Second):
-			fmt.Fprintf(os.Stderr, "up: %s ignored SIGTERM for 10s; killing it\n", c.name)
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
+		p.children[i].stop("up", 10*time.Second)
+	}
+}
+
+// stop sends SIGTERM and waits; SIGKILL after grace.
+func (c *child) stop(who string, grace time.Duration) {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(grace):
+		fmt.Fprintf(os.Stderr, "%s: %s ignored SIGTERM for %s; killing it\n", who, c.name, grace)
+		_ = c.cmd.Process.Kill()
+		<-c.done
 	}
 }
 

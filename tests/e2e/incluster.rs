@@ -72,18 +72,11 @@ fn install_dir(c: &Cluster) -> PathBuf {
 /// binary and pushes it to the local registry; returns (repository, digest).
 fn push_image(c: &Cluster) -> Result<(String, String), String> {
     let registry = env_value(c, "registries.env", "PLAIN_REGISTRY")?;
-    let out = Command::new(c.root.join("scripts/image.sh"))
+    let mut image = Command::new(c.root.join("scripts/image.sh"));
+    image
         .arg(format!("{registry}/gitops-guard:e2e"))
-        .arg(env!("CARGO_BIN_EXE_gitops-guard"))
-        .output()
-        .map_err(|e| format!("scripts/image.sh: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "scripts/image.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let pinned = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        .arg(env!("CARGO_BIN_EXE_gitops-guard"));
+    let pinned = stdout_of(image, "scripts/image.sh")?;
     let (repository, digest) = pinned
         .split_once('@')
         .ok_or_else(|| format!("scripts/image.sh printed {pinned:?}, not repo@digest"))?;
@@ -91,15 +84,18 @@ fn push_image(c: &Cluster) -> Result<(String, String), String> {
 }
 
 /// `gitops-guard cert` into `dir`; returns the caBundle it prints.
-fn certificate(dir: &std::path::Path) -> Result<String, String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_gitops-guard"))
-        .args(["cert", "--out"])
-        .arg(dir)
-        .output()
-        .map_err(|e| format!("gitops-guard cert: {e}"))?;
+fn certificate(dir: &Path) -> Result<String, String> {
+    let mut cert = Command::new(env!("CARGO_BIN_EXE_gitops-guard"));
+    cert.args(["cert", "--out"]).arg(dir);
+    stdout_of(cert, "gitops-guard cert")
+}
+
+/// Runs `command`; its trimmed stdout, or an error with its stderr.
+fn stdout_of(mut command: Command, what: &str) -> Result<String, String> {
+    let out = command.output().map_err(|e| format!("{what}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "gitops-guard cert failed: {}",
+            "{what} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
@@ -168,6 +164,16 @@ fn write_overlay(c: &Cluster, repository: &str, digest: &str, ca: &str) -> Outco
         ca_patches(mutating),
     );
     std::fs::write(dir.join("kustomization.yaml"), kustomization).map_err(|e| e.to_string())
+}
+
+/// A fresh install is serving: rolled out, three ready endpoints, and the
+/// apiserver calling it.
+fn serving(c: &Cluster) -> Outcome {
+    rolled_out(c)?;
+    eventually(Duration::from_secs(30), || {
+        three_ready_behind_the_service(c)
+    })?;
+    webhook_in_force(c)
 }
 
 /// Waits until the apiserver calls the installed guard: a new registration
@@ -282,11 +288,7 @@ pub fn kubectl_apply_k_manifests_brings_three_replicas_ready_behind_the_service(
     let started = Instant::now();
     c.kubectl("admin", &["apply", "-k", &dir.display().to_string()])
         .allowed("kubectl apply -k (an overlay of manifests/)")?;
-    rolled_out(c)?;
-    eventually(Duration::from_secs(30), || {
-        three_ready_behind_the_service(c)
-    })?;
-    webhook_in_force(c)?;
+    serving(c)?;
     eprintln!(
         "3 replicas ready behind the Service and denying {:?} after kubectl apply -k",
         started.elapsed()
@@ -840,6 +842,19 @@ fn pod_ip(c: &Cluster, ns: &str, pod: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{pod} has no IP"))
 }
 
+/// `nc` from `pod`'s network namespace to `ip:port`: its exit code (0:
+/// connected; 1: refused or no answer within 3 s).
+fn connects(
+    c: &Cluster,
+    ns: &str,
+    pod: &str,
+    name: &str,
+    ip: &str,
+    port: &str,
+) -> Result<i64, String> {
+    in_pod_network(c, ns, pod, name, &["nc", "-w", "3", ip, port])
+}
+
 pub fn the_network_policy_lets_through_what_it_lists_and_drops_the_rest(c: &Cluster) -> Outcome {
     rolled_out(c)?;
     let ns = c.namespace("node-netpol", &[])?;
@@ -853,20 +868,8 @@ pub fn the_network_policy_lets_through_what_it_lists_and_drops_the_rest(c: &Clus
         .map(|(n, _)| n)
         .next()
         .ok_or("no guard pod")?;
-    let listed = in_pod_network(
-        c,
-        NS,
-        &guard,
-        "egress-9093",
-        &["nc", "-w", "3", &target, "9093"],
-    )?;
-    let unlisted = in_pod_network(
-        c,
-        NS,
-        &guard,
-        "egress-19093",
-        &["nc", "-w", "3", &target, "19093"],
-    )?;
+    let listed = connects(c, NS, &guard, "egress-9093", &target, "9093")?;
+    let unlisted = connects(c, NS, &guard, "egress-19093", &target, "19093")?;
     // Ingress: the admin port (9090) is listed; a port the guard does not
     // list (a listener in its own network namespace on 7777) is not.
     debug_container(
@@ -885,20 +888,8 @@ pub fn the_network_policy_lets_through_what_it_lists_and_drops_the_rest(c: &Clus
         }
     })?;
     let guard_ip = pod_ip(c, NS, &guard)?;
-    let admin = in_pod_network(
-        c,
-        &ns,
-        "listener",
-        "ingress-9090",
-        &["nc", "-w", "3", &guard_ip, "9090"],
-    )?;
-    let other = in_pod_network(
-        c,
-        &ns,
-        "listener",
-        "ingress-7777",
-        &["nc", "-w", "3", &guard_ip, "7777"],
-    )?;
+    let admin = connects(c, &ns, "listener", "ingress-9090", &guard_ip, "9090")?;
+    let other = connects(c, &ns, "listener", "ingress-7777", &guard_ip, "7777")?;
     eprintln!(
         "from a guard pod: to 9093 exit {listed}, to 19093 exit {unlisted}; \
          to a guard pod: 9090 exit {admin}, 7777 exit {other}"
@@ -919,20 +910,10 @@ pub fn the_network_policy_lets_through_what_it_lists_and_drops_the_rest(c: &Clus
     let mut attempt = 0;
     eventually(Duration::from_secs(30), || {
         attempt += 1;
-        let egress = in_pod_network(
-            c,
-            NS,
-            &guard,
-            &format!("unpoliced-egress-{attempt}"),
-            &["nc", "-w", "3", &target, "19093"],
-        )?;
-        let ingress = in_pod_network(
-            c,
-            &ns,
-            "listener",
-            &format!("unpoliced-ingress-{attempt}"),
-            &["nc", "-w", "3", &guard_ip, "7777"],
-        )?;
+        let egress_name = format!("unpoliced-egress-{attempt}");
+        let egress = connects(c, NS, &guard, &egress_name, &target, "19093")?;
+        let ingress_name = format!("unpoliced-ingress-{attempt}");
+        let ingress = connects(c, &ns, "listener", &ingress_name, &guard_ip, "7777")?;
         if (egress, ingress) == (0, 0) {
             Ok(())
         } else {
@@ -998,11 +979,7 @@ pub fn the_helm_chart_installs_on_the_node_and_denies_a_persons_edit(c: &Cluster
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    rolled_out(c)?;
-    eventually(Duration::from_secs(30), || {
-        three_ready_behind_the_service(c)
-    })?;
-    webhook_in_force(c)?;
+    serving(c)?;
     eprintln!(
         "helm install: 3 replicas ready behind the Service and denying after {:?}",
         started.elapsed()
