@@ -7,9 +7,10 @@
 //!
 //! The image holds the test build's binary (a debug build), not a release
 //! build: what is proven here is the image, the manifests and the wiring.
-//! Not proven here: the NetworkPolicy. The node's bridge CNI does not
-//! enforce NetworkPolicy, so any test of it would pass whatever the policy
-//! says.
+//! NetworkPolicy is enforced by kube-network-policies on the node
+//! (tests/cluster/build-netpol.sh), which judges traffic between Pods, not
+//! between a Pod and the host's own addresses (the apiserver and
+//! Alertmanager here): those rules of the policy are exercised, not proven.
 
 use std::{
     path::{Path, PathBuf},
