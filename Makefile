@@ -22,7 +22,7 @@ down:
 ## end-to-end against a real apiserver (and against real Flux controllers, and with
 ## the guard installed on a real node); installs missing Debian packages as root
 test:
-	scripts/prerequisites.sh
+	scripts/prerequisites.sh node
 	tests/cluster/build.sh
 	tests/cluster/build-flux.sh
 	tests/cluster/build-helm.sh
@@ -42,7 +42,7 @@ test-unit:
 
 ## test-e2e: only the end-to-end suite
 test-e2e:
-	scripts/prerequisites.sh
+	scripts/prerequisites.sh node
 	tests/cluster/build.sh
 	tests/cluster/build-flux.sh
 	tests/cluster/build-helm.sh

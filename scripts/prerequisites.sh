@@ -3,6 +3,12 @@
 # the missing Debian packages are installed here; otherwise the one command
 # that installs them is printed and this fails at once, before any build.
 set -euo pipefail
+# With `node` (make test, make up NODE=1): the local node needs root too
+# (containerd, runc, iptables, the pod bridge); say so before any build.
+if [ "${1:-}" = node ] && [ "$(id -u)" != 0 ]; then
+  echo "the in-cluster tests run a node on this host (containerd, runc, iptables): run as root, e.g. sudo make test" >&2
+  exit 1
+fi
 missing=()
 need() { # need COMMAND PACKAGE
   command -v "$1" >/dev/null 2>&1 || missing+=("$2")

@@ -52,7 +52,9 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 flux=${GG_FLUX:-1}
 node=${GG_NODE:-0}
 guard=${GG_GUARD:-1}
-"$root/scripts/prerequisites.sh" || exit 1
+node_arg=()
+[ "$node" = 1 ] && node_arg=(node)
+"$root/scripts/prerequisites.sh" "${node_arg[@]}" || exit 1
 say "building the control-plane harness (cached)"
 "$root/tests/cluster/build.sh" || fail "building tests/cluster failed"
 if [ "$flux" = 1 ]; then
