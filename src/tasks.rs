@@ -133,12 +133,17 @@ impl Tasks {
         F: Future<Output = ()> + Send + 'static,
     {
         let (exits, counted) = (self.exits.clone(), self.counted.clone());
+        let stopping = self.token.clone();
         tokio::spawn(async move {
             let how = tokio::select! {
                 // Once shut down, nothing reports: cancellation wins a tie.
                 biased;
                 () = token.cancelled() => return,
                 ended = AssertUnwindSafe(work).catch_unwind() => match ended {
+                    // A task that finishes once the stop has begun (the
+                    // attribution writer, when the stopped webhook drops
+                    // the last sender) has done its work: no exit.
+                    Ok(()) if stopping.is_cancelled() => return,
                     Ok(()) => How::Returned,
                     Err(panic) => How::Panicked(panic_message(&*panic)),
                 },
@@ -237,7 +242,6 @@ mod tests {
             while let Some(n) = queue.recv().await {
                 let _ = seen.send(n);
             }
-            std::future::pending::<()>().await;
         });
         tasks.shutdown();
         // Admitted during the drain: still carried out.
@@ -247,6 +251,8 @@ mod tests {
             !writer.is_finished(),
             "stopped by shutdown, before the drain ended"
         );
+        // The webhook stops: the last sender goes, the writer finishes.
+        drop(send);
         tasks.drained();
         writer.await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(exits.try_next(), None, "a drained task reported an exit");

@@ -153,9 +153,6 @@ pub async fn run(mut admitted: mpsc::Receiver<Admitted>, alerts: Arc<Alerts>, cl
         };
         alerts.announce(alert.0, alert.1, BREAK_GLASS_HOLD);
     }
-    // The webhook has stopped (every sender is gone): shutdown stops this
-    // task next (Tasks::drained); returning would report a dead task.
-    std::future::pending::<()>().await;
 }
 
 /// How long a break-glass use stays visible in Alertmanager.

@@ -195,10 +195,6 @@ async fn write(
             }
         }
     }
-    // Every sender is gone: the webhook has stopped, and what it admitted
-    // is written. Shutdown stops this task next (Tasks::drained); returning
-    // would report it as a task that died.
-    std::future::pending::<()>().await;
 }
 
 async fn read_back(client: Client, drift: Arc<DriftWatch>, metrics: Metrics) {
