@@ -218,11 +218,7 @@ func (n *hostNode) run(stop chan os.Signal, timeout time.Duration) int {
 		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports[0]), "--v=1"); err != nil {
 		return fail("node: %v", err)
 	}
-	ready := n.path("ready")
-	if err := os.WriteFile(ready+".tmp", []byte(n.name+"\n"), 0o644); err != nil {
-		return fail("node: %v", err)
-	}
-	if err := os.Rename(ready+".tmp", ready); err != nil {
+	if err := writeReady(n.path("ready"), n.name); err != nil {
 		return fail("node: %v", err)
 	}
 	fmt.Printf("gg-node %s Ready in %.1fs at %s (pods on %s)\n", n.name, time.Since(start).Seconds(), n.ip, podSubnet)

@@ -211,3 +211,12 @@ func freePorts(n int) ([]int, error) {
 	}
 	return ports, nil
 }
+
+// writeReady writes a ready file holding line: whole, then renamed, so a
+// reader never sees a partial file.
+func writeReady(path, line string) error {
+	if err := os.WriteFile(path+".tmp", []byte(line+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}

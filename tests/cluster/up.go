@@ -211,12 +211,7 @@ func (p *plane) run(stop chan os.Signal) int {
 	if code := p.await(stop, "controller-manager", deadline, func() bool { return admin.ok(sa) }); code >= 0 {
 		return code
 	}
-	// Written whole, then renamed: a reader never sees a partial file.
-	ready := filepath.Join(p.dir, "ready")
-	if err := os.WriteFile(ready+".tmp", []byte(p.server+"\n"), 0o644); err != nil {
-		return fail("up: %v", err)
-	}
-	if err := os.Rename(ready+".tmp", ready); err != nil {
+	if err := writeReady(filepath.Join(p.dir, "ready"), p.server); err != nil {
 		return fail("up: %v", err)
 	}
 	fmt.Printf("gg-cluster ready in %.1fs: %s (kubeconfigs in %s)\n", time.Since(start).Seconds(), p.server, p.dir)
